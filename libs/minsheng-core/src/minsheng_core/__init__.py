@@ -1,0 +1,1 @@
+"""Shared library of the Minsheng services: event contract, bus, settings, ids and logging."""

@@ -1,0 +1,193 @@
+"""Publishing events with confirms and consuming them with explicit ack, retry and parking rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from pydantic import TypeAdapter, ValidationError
+
+from minsheng_core.events import Event, SuggestionClassified, SuggestionReceived
+from minsheng_core.topology import EVENTS_EXCHANGE, PARKING_EXCHANGE, retry_queue
+
+log = structlog.get_logger(__name__)
+
+EVENT_ADAPTER: TypeAdapter[SuggestionReceived | SuggestionClassified] = TypeAdapter(Event)
+RETRIES_HEADER = "x-minsheng-retries"
+PARKED_REASON_HEADER = "x-minsheng-parked-reason"
+PARKED_FROM_HEADER = "x-minsheng-parked-from"
+ROUTING_KEY_HEADER = "x-minsheng-routing-key"
+
+
+class InvalidMessage(Exception):
+    """The message can never be processed as it is: park it at once."""
+
+
+class PublishFailed(Exception):
+    """The broker did not confirm a message (down, slow, or the message was unroutable)."""
+
+
+async def connect(url: str, name: str) -> AbstractRobustConnection:
+    """Open a robust connection that reconnects by itself; publishes during an outage still fail."""
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+
+
+def parse_event(body: bytes) -> SuggestionReceived | SuggestionClassified:
+    """Validate a message body against the event contract."""
+    return EVENT_ADAPTER.validate_json(body)
+
+
+def event_message(event: SuggestionReceived | SuggestionClassified) -> aio_pika.Message:
+    """Build the persistent AMQP message for an event."""
+    return aio_pika.Message(
+        body=event.model_dump_json().encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(event.event_id),
+        type=event.event_type,
+        timestamp=event.occurred_at,
+        headers={"schema_version": event.schema_version},
+    )
+
+
+def _copy(message: AbstractIncomingMessage, **headers: Any) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=message.body,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        type=message.type,
+        timestamp=message.timestamp,
+        headers={**(message.headers or {}), **headers},
+    )
+
+
+class Publisher:
+    """Publishes events to the topic exchange; returns only once the broker has confirmed them."""
+
+    def __init__(self, connection: AbstractRobustConnection, timeout: float = 5.0) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    async def start(self) -> None:
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+
+    async def publish(self, event: SuggestionReceived | SuggestionClassified) -> None:
+        """Publish mandatory and persistent; raise PublishFailed unless the broker confirmed it."""
+        if self._exchange is None:
+            raise PublishFailed("publisher not started")
+        try:
+            await asyncio.wait_for(
+                self._exchange.publish(event_message(event), routing_key=event.routing_key(), mandatory=True),
+                timeout=self._timeout,
+            )
+        except Exception as exc:  # every failure means "not confirmed"
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+Handler = Callable[[SuggestionReceived | SuggestionClassified], Awaitable[None]]
+
+
+class Consumer:
+    """Consumes one quorum queue: ack on success, park invalid messages, retry infrastructure errors later."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        queue: str,
+        handler: Handler,
+        *,
+        prefetch: int = 32,
+        max_retries: int = 60,
+    ) -> None:
+        self._connection = connection
+        self._queue_name = queue
+        self._handler = handler
+        self._prefetch = prefetch
+        self._max_retries = max_retries
+        self._queue: aio_pika.abc.AbstractQueue | None = None
+        self._tag: str | None = None
+
+    async def start(self) -> None:
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        await channel.set_qos(prefetch_count=self._prefetch)
+        self._default_exchange = channel.default_exchange
+        self._parking_exchange = await channel.get_exchange(PARKING_EXCHANGE, ensure=False)
+        self._queue = await channel.get_queue(self._queue_name, ensure=False)
+        self._tag = await self._queue.consume(self._on_message)
+
+    async def stop(self) -> None:
+        if self._queue is not None and self._tag is not None:
+            await self._queue.cancel(self._tag)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = parse_event(message.body)
+        except ValidationError as exc:
+            await self._park(message, f"invalid event: {_summary(exc)}")
+            return
+        with structlog.contextvars.bound_contextvars(suggestion_id=event.suggestion_id, event_id=str(event.event_id)):
+            try:
+                await self._handler(event)
+            except InvalidMessage as exc:
+                await self._park(message, f"invalid: {exc}")
+            except Exception as exc:
+                await self._retry(message, exc)
+            else:
+                await message.ack()
+
+    async def _retry(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        retries = int((message.headers or {}).get(RETRIES_HEADER, 0)) + 1
+        if retries > self._max_retries:
+            await self._park(message, f"gave up after {self._max_retries} retries: {type(exc).__name__}")
+            return
+        log.warning("message_retry_scheduled", queue=self._queue_name, retries=retries, error=type(exc).__name__)
+        try:
+            await self._default_exchange.publish(
+                _copy(message, **{RETRIES_HEADER: retries, ROUTING_KEY_HEADER: message.routing_key}),
+                routing_key=retry_queue(self._queue_name),
+                mandatory=True,
+            )
+            await message.ack()
+        except Exception as publish_exc:
+            # The broker counts this delivery; the queue's delivery limit bounds the loop.
+            log.error("message_retry_failed", queue=self._queue_name, error=type(publish_exc).__name__)
+            await _settle_quietly(message.nack(requeue=True))
+
+    async def _park(self, message: AbstractIncomingMessage, reason: str) -> None:
+        log.error("message_parked", queue=self._queue_name, reason=reason)
+        try:
+            await self._parking_exchange.publish(
+                _copy(
+                    message,
+                    **{
+                        PARKED_REASON_HEADER: reason[:500],
+                        PARKED_FROM_HEADER: self._queue_name,
+                        ROUTING_KEY_HEADER: (message.headers or {}).get(ROUTING_KEY_HEADER, message.routing_key),
+                    },
+                ),
+                routing_key=self._queue_name,
+                mandatory=True,
+            )
+            await message.ack()
+        except Exception as publish_exc:
+            # Rejecting without requeue lets the broker dead-letter it to the same parking queue.
+            log.error("message_park_failed", queue=self._queue_name, error=type(publish_exc).__name__)
+            await _settle_quietly(message.reject(requeue=False))
+
+
+async def _settle_quietly(settle: Awaitable[None]) -> None:
+    try:
+        await settle
+    except Exception as exc:  # the channel is gone; the broker redelivers the message
+        log.warning("message_settle_failed", error=type(exc).__name__)
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])

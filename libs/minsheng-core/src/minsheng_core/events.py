@@ -1,0 +1,130 @@
+"""Event contract v1: the messages the services publish on the topic exchange."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Union
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+TITLE_MAX = 100
+BODY_MAX = 5000
+PLACE_MAX = 100
+
+
+class Channel(StrEnum):
+    """Where a suggestion came in."""
+
+    WEB = "web"
+    WECHAT = "wechat"
+    HOTLINE = "hotline"
+    HOTLINE_TRANSCRIPT = "hotline_transcript"
+    DOOR_TO_DOOR = "door_to_door"
+    SYMPOSIUM = "symposium"
+
+
+class SubmitterGroup(StrEnum):
+    """Who made the suggestion, as the campaign notice distinguishes them."""
+
+    RESIDENT = "resident"
+    NPC_DEPUTY = "npc_deputy"  # 人大代表
+    CPPCC_MEMBER = "cppcc_member"  # 政协委员
+    PARTY_DELEGATE = "party_delegate"  # 党代表
+    RETIRED_CADRE = "retired_cadre"  # 离退休老干部
+    DEMOCRATIC_PARTY = "democratic_party"  # 民主党派、工商联、无党派人士
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def utc_now() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class Location(_Strict):
+    """Place as the submitter gave it: free text, not yet matched to a unit."""
+
+    town: str | None = Field(default=None, max_length=PLACE_MAX, description="乡镇或街道")
+    village: str | None = Field(default=None, max_length=PLACE_MAX, description="村或社区")
+    detail: str | None = Field(default=None, max_length=200, description="更具体的位置")
+
+
+class PersonalData(_Strict):
+    """Contact data: kept apart from the suggestion text, never logged."""
+
+    name: str | None = Field(default=None, max_length=50)
+    phone: str | None = Field(default=None, max_length=20)
+    wechat_openid: str | None = Field(default=None, max_length=64)
+
+
+class SuggestionContent(_Strict):
+    """What the submitter asked for and where, without personal data."""
+
+    channel: Channel
+    channel_ref: str = Field(min_length=1, max_length=200, description="the channel's own id of this submission")
+    campaign: str = Field(min_length=1, max_length=50)
+    title: str | None = Field(default=None, max_length=TITLE_MAX)
+    text: str = Field(min_length=1, max_length=BODY_MAX)
+    location: Location = Field(default_factory=Location)
+    submitter_group: SubmitterGroup = SubmitterGroup.RESIDENT
+    unit: str | None = Field(default=None, max_length=50, description="unit code, when the channel knows it")
+    tracking_code: str = Field(min_length=1, max_length=20)
+    submitted_at: AwareDatetime
+
+
+class Classification(_Strict):
+    """One model's verdict on a suggestion."""
+
+    category: str = Field(min_length=1, max_length=50)
+    confidence: float = Field(ge=0.0, le=1.0)
+    needs_review: bool
+    model_version: str = Field(min_length=1, max_length=100)
+    unit: str | None = Field(default=None, max_length=50)
+    classified_at: AwareDatetime
+
+
+class _Event(_Strict):
+    event_id: UUID = Field(default_factory=uuid4)
+    schema_version: Literal[1] = SCHEMA_VERSION
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    suggestion_id: str = Field(min_length=1, max_length=64)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def routing_key(self) -> str:
+        """Return the topic routing key that names what happened."""
+        raise NotImplementedError
+
+
+class SuggestionReceived(_Event):
+    """A channel accepted a suggestion."""
+
+    event_type: Literal["suggestion.received"] = "suggestion.received"
+    body: SuggestionContent
+    personal: PersonalData = Field(default_factory=PersonalData)
+
+    def routing_key(self) -> str:
+        return f"suggestion.received.{self.body.channel.value}"
+
+
+class SuggestionClassified(_Event):
+    """The classifier assigned a category to a suggestion."""
+
+    event_type: Literal["suggestion.classified"] = "suggestion.classified"
+    body: Classification
+
+    def routing_key(self) -> str:
+        return f"suggestion.classified.{self.body.category}"
+
+
+Event = Annotated[Union[SuggestionReceived, SuggestionClassified], Field(discriminator="event_type")]
+EVENT_MODELS: tuple[type[_Event], ...] = (SuggestionReceived, SuggestionClassified)

@@ -1,0 +1,46 @@
+"""Settings shared by every service; each service subclasses them with its own env prefix."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from minsheng_core.campaign import DEFAULT_CAMPAIGN_FILE, Campaign, load_campaign
+from minsheng_core.paths import REPO_ROOT
+
+DEFAULT_TOPOLOGY_FILE = REPO_ROOT / "deploy" / "rabbitmq" / "definitions.json"
+_PLACEHOLDER_PREFIX = "dev-only-"
+
+
+class ServiceSettings(BaseSettings):
+    """Connections, campaign and logging: what every service needs."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    mongo_database: str = "minsheng"
+    topology_file: Path = DEFAULT_TOPOLOGY_FILE
+    campaign_file: Path = DEFAULT_CAMPAIGN_FILE
+    campaign_opens_on: date | None = None
+    campaign_closes_on: date | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> "ServiceSettings":
+        if self.environment == "production":
+            for name, value in self:
+                if isinstance(value, SecretStr) and value.get_secret_value().startswith(_PLACEHOLDER_PREFIX):
+                    raise ValueError(f"{name} still holds the development placeholder; set a real secret")
+        return self
+
+    @property
+    def campaign(self) -> Campaign:
+        """The campaign file, validated, with the window overrides applied (read on each access)."""
+        return load_campaign(self.campaign_file, self.campaign_opens_on, self.campaign_closes_on)
