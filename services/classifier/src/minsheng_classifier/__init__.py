@@ -1,0 +1,1 @@
+"""classifier: sorts suggestions into the campaign's categories."""

@@ -1,0 +1,1 @@
+"""intake-web: the public web form and JSON API of the government portal."""

@@ -1,0 +1,55 @@
+"""Request and response schemas of the web channel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from minsheng_core.events import BODY_MAX, PLACE_MAX, TITLE_MAX, SubmitterGroup
+
+PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
+
+
+class _Strict(BaseModel):
+    # strict: a number or an object where text is expected is an error, never coerced
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class LocationCreate(_Strict):
+    town: str | None = Field(default=None, max_length=PLACE_MAX, description="乡镇/街道")
+    village: str | None = Field(default=None, max_length=PLACE_MAX, description="村/社区")
+    detail: str | None = Field(default=None, max_length=200, description="具体位置")
+
+
+class ContactCreate(_Strict):
+    name: str | None = Field(default=None, max_length=50)
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN, description="手机或座机")
+
+
+class SuggestionCreate(_Strict):
+    """A suggestion as a resident submits it on the portal."""
+
+    title: str | None = Field(default=None, max_length=TITLE_MAX)
+    text: str = Field(min_length=1, max_length=BODY_MAX)
+    location: LocationCreate = Field(default_factory=LocationCreate)
+    submitter_group: SubmitterGroup = Field(default=SubmitterGroup.RESIDENT, strict=False)
+    contact: ContactCreate = Field(default_factory=ContactCreate)
+
+
+class SuggestionAcceptedRead(BaseModel):
+    suggestion_id: str
+    tracking_code: str
+    access_code: str = Field(description="shown once; needed with the tracking code to look up the status")
+    message: str
+
+
+class SuggestionStatusRead(BaseModel):
+    tracking_code: str
+    status: str
+    status_text: str
+    category: str | None = None
+    category_name: str | None = None
+    title: str | None = None
+    text: str
+    submitted_at: datetime

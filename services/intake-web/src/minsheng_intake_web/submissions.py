@@ -1,0 +1,112 @@
+"""Accepting web submissions and answering status look-ups; no FastAPI here."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from minsheng_core.bus import Publisher
+from minsheng_core.campaign import Campaign
+from minsheng_core.events import Channel, Location, PersonalData, SuggestionContent, SuggestionReceived
+from minsheng_core.ids import access_code_for, access_code_matches, suggestion_id_for, tracking_code_for
+from minsheng_core.outbox import Outbox
+from minsheng_intake_web.schemas import SuggestionCreate, SuggestionStatusRead
+
+STATUS_TEXT = {
+    "received": "已收到，正在分类",
+    "pending": "已收到，正在处理",
+    "classified": "已分类，等待责任单位梳理",
+}
+
+
+class CollectionClosed(Exception):
+    """The campaign is not collecting at this moment."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        super().__init__(
+            f"{campaign.name}的征集时间为 {campaign.opens_on:%Y年%m月%d日} 至 {campaign.closes_on:%Y年%m月%d日}，"
+            "现在不在征集期内，暂不接收建议。"
+        )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    suggestion_id: str
+    tracking_code: str
+    access_code: str
+    published: bool
+
+
+def fingerprint(create: SuggestionCreate) -> str:
+    """Hash of the request, to tell a retry from a different request reusing a key."""
+    return hashlib.sha256(create.model_dump_json().encode()).hexdigest()
+
+
+class WebIntake:
+    """The web channel: outbox first, then the broker; the receipt never depends on the broker being up."""
+
+    def __init__(self, campaign: Campaign, secret: bytes, outbox: Outbox, publisher: Publisher, db: AsyncDatabase) -> None:
+        self.campaign = campaign
+        self._secret = secret
+        self._outbox = outbox
+        self._publisher = publisher
+        self._db = db
+
+    async def submit(self, create: SuggestionCreate, idempotency_key: str | None, now: datetime) -> Receipt:
+        """Accept a suggestion exactly once per key and publish it; raises CollectionClosed outside the window."""
+        if not self.campaign.is_open(now):
+            raise CollectionClosed(self.campaign)
+        key = idempotency_key or uuid.uuid4().hex
+        suggestion_id = suggestion_id_for(Channel.WEB, key)
+        event = SuggestionReceived(
+            suggestion_id=suggestion_id,
+            occurred_at=now,
+            body=SuggestionContent(
+                channel=Channel.WEB,
+                channel_ref=key,
+                campaign=self.campaign.code,
+                title=create.title or None,
+                text=create.text,
+                location=Location(**create.location.model_dump()),
+                submitter_group=create.submitter_group,
+                tracking_code=tracking_code_for(self._secret, suggestion_id),
+                submitted_at=now,
+            ),
+            personal=PersonalData(name=create.contact.name or None, phone=create.contact.phone or None),
+        )
+        accepted = await self._outbox.accept(key, fingerprint(create), event)
+        published = accepted.published or await self._outbox.publish(self._publisher, accepted.suggestion_id)
+        return Receipt(accepted.suggestion_id, accepted.tracking_code, access_code_for(self._secret, accepted.suggestion_id), published)
+
+    async def status(self, tracking_code: str, access_code: str) -> SuggestionStatusRead | None:
+        """Status for a tracking code, or None when the code is unknown or the access code wrong (indistinguishable)."""
+        doc = await self._db.suggestions.find_one({"tracking_code": tracking_code})
+        if doc is None:
+            event = await self._outbox.find_by_tracking_code(tracking_code)
+            if event is None or not access_code_matches(self._secret, event.suggestion_id, access_code):
+                return None
+            return SuggestionStatusRead(
+                tracking_code=tracking_code,
+                status="received",
+                status_text=STATUS_TEXT["received"],
+                title=event.body.title,
+                text=event.body.text,
+                submitted_at=event.body.submitted_at,
+            )
+        if not access_code_matches(self._secret, doc["_id"], access_code):
+            return None
+        category = (doc.get("classification") or {}).get("category") if doc["status"] != "received" else None
+        return SuggestionStatusRead(
+            tracking_code=tracking_code,
+            status=doc["status"],
+            status_text=STATUS_TEXT.get(doc["status"], doc["status"]),
+            category=category,
+            category_name=self.campaign.category_name(category) if category else None,
+            title=doc.get("title"),
+            text=doc["text"],
+            submitted_at=doc["submitted_at"],
+        )

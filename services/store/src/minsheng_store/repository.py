@@ -1,0 +1,148 @@
+"""Suggestions in MongoDB: idempotent, order-independent writes from events, and staff queries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from minsheng_core.events import SuggestionClassified, SuggestionReceived
+
+# Status of a suggestion document. "pending": only its classification has arrived so far.
+PENDING, RECEIVED, CLASSIFIED = "pending", "received", "classified"
+
+
+@dataclass(frozen=True)
+class SuggestionFilter:
+    """Staff list filters; every value is matched literally, never as a query operator."""
+
+    category: str | None = None
+    channel: str | None = None
+    unit: str | None = None
+    status: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    text_contains: str | None = None
+
+    def to_query(self) -> dict[str, Any]:
+        clauses: list[dict[str, Any]] = [{"status": {"$ne": PENDING}}]
+        if self.category:
+            clauses.append({"classification.category": self.category})
+        if self.channel:
+            clauses.append({"channel": self.channel})
+        if self.unit:
+            clauses.append({"$or": [{"unit": self.unit}, {"classification.unit": self.unit}]})
+        if self.status:
+            clauses.append({"status": self.status})
+        if self.received_from:
+            clauses.append({"submitted_at": {"$gte": self.received_from}})
+        if self.received_to:
+            clauses.append({"submitted_at": {"$lt": self.received_to}})
+        if self.text_contains:
+            pattern = re.escape(self.text_contains)
+            clauses.append({"$or": [{"text": {"$regex": pattern}}, {"title": {"$regex": pattern}}]})
+        return {"$and": clauses}
+
+
+class SuggestionRepository:
+    """The suggestions and personal_data collections; personal data never shares a document with the text."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._suggestions = db.suggestions
+        self._personal = db.personal_data
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the writes and staff queries rely on; idempotent."""
+        await self._suggestions.create_index("tracking_code", unique=True, sparse=True)
+        await self._suggestions.create_index([("channel", ASCENDING), ("channel_ref", ASCENDING)], unique=True, sparse=True)
+        await self._suggestions.create_index([("submitted_at", DESCENDING)])
+        await self._suggestions.create_index([("classification.category", ASCENDING), ("channel", ASCENDING)])
+        await self._suggestions.create_index([("status", ASCENDING)])
+
+    async def apply_received(self, event: SuggestionReceived) -> None:
+        """Upsert the suggestion's content; a redelivery sets the same values again."""
+        body = event.body
+        now = datetime.now(UTC)
+        await self._suggestions.update_one(
+            {"_id": event.suggestion_id},
+            {
+                "$set": {
+                    "tracking_code": body.tracking_code,
+                    "channel": body.channel.value,
+                    "channel_ref": body.channel_ref,
+                    "campaign": body.campaign,
+                    "title": body.title,
+                    "text": body.text,
+                    "location": body.location.model_dump(),
+                    "submitter_group": body.submitter_group.value,
+                    "unit": body.unit,
+                    "submitted_at": body.submitted_at,
+                    "received_event_id": str(event.event_id),
+                    "updated_at": now,
+                },
+                "$setOnInsert": {"status": RECEIVED, "created_at": now},
+            },
+            upsert=True,
+        )
+        personal = event.personal.model_dump(exclude_none=True)
+        if personal:
+            await self._personal.update_one(
+                {"_id": event.suggestion_id}, {"$set": {**personal, "updated_at": now}}, upsert=True
+            )
+        await self._suggestions.update_one({"_id": event.suggestion_id, "status": PENDING}, {"$set": {"status": RECEIVED}})
+        await self._promote(event.suggestion_id)
+
+    async def apply_classified(self, event: SuggestionClassified) -> None:
+        """Record a classification unless a newer one is already there; works before the suggestion exists."""
+        classification = event.body.model_dump(mode="python")
+        try:
+            await self._suggestions.update_one(
+                {
+                    "_id": event.suggestion_id,
+                    "$or": [
+                        {"classification": {"$exists": False}},
+                        {"classification.classified_at": {"$lte": event.body.classified_at}},
+                    ],
+                },
+                {
+                    "$set": {"classification": classification, "updated_at": datetime.now(UTC)},
+                    "$setOnInsert": {"status": PENDING, "created_at": datetime.now(UTC)},
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # the document holds a newer classification: this one is stale
+        await self._promote(event.suggestion_id)
+
+    async def _promote(self, suggestion_id: str) -> None:
+        # Whichever event lands second sees both halves and moves the status on.
+        await self._suggestions.update_one(
+            {"_id": suggestion_id, "status": RECEIVED, "classification": {"$exists": True}},
+            {"$set": {"status": CLASSIFIED}},
+        )
+
+    async def get(self, suggestion_id: str) -> dict[str, Any] | None:
+        return await self._suggestions.find_one({"_id": suggestion_id, "status": {"$ne": PENDING}})
+
+    async def list(self, filters: SuggestionFilter, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+        query = filters.to_query()
+        total = await self._suggestions.count_documents(query)
+        cursor = self._suggestions.find(query).sort([("submitted_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
+        return total, await cursor.to_list(None)
+
+    async def counts_by_category_and_channel(self) -> list[dict[str, Any]]:
+        pipeline = [
+            {"$match": {"status": {"$ne": PENDING}}},
+            {"$group": {"_id": {"category": "$classification.category", "channel": "$channel"}, "count": {"$sum": 1}}},
+            {"$sort": {"_id.category": 1, "_id.channel": 1}},
+        ]
+        rows = await (await self._suggestions.aggregate(pipeline)).to_list(None)
+        return [
+            {"category": row["_id"].get("category"), "channel": row["_id"].get("channel"), "count": row["count"]}
+            for row in rows
+        ]
