@@ -1,0 +1,121 @@
+"""Fixtures: each test gets its own RabbitMQ vhost and its own database on the real servers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+AMQP_HOST = os.environ.get("MINSHENG_TEST_AMQP_HOST", "127.0.0.1:5672")
+MANAGEMENT_URL = os.environ.get("MINSHENG_TEST_RABBITMQ_MANAGEMENT", "http://127.0.0.1:15672")
+RABBIT_USER = os.environ.get("MINSHENG_TEST_RABBITMQ_USER", "guest")
+RABBIT_PASSWORD = os.environ.get("MINSHENG_TEST_RABBITMQ_PASSWORD", "guest")
+MONGO_URL = os.environ.get("MINSHENG_TEST_MONGO_URL", "mongodb://127.0.0.1:27017/")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A fresh vhost on the real broker, removed afterwards."""
+    vhost = unique("test")
+    auth = (RABBIT_USER, RABBIT_PASSWORD)
+    with httpx.Client(base_url=MANAGEMENT_URL, auth=auth, timeout=30) as api:
+        api.put(f"/api/vhosts/{quote(vhost, safe='')}").raise_for_status()
+        api.put(
+            f"/api/permissions/{quote(vhost, safe='')}/{RABBIT_USER}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        yield f"amqp://{RABBIT_USER}:{RABBIT_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
+        api.delete(f"/api/vhosts/{quote(vhost, safe='')}")
+
+
+@pytest.fixture
+async def mongo_db() -> AsyncIterator[tuple[str, str]]:
+    """(url, database name) of a fresh database on the real store, dropped afterwards."""
+    name = unique("test")
+    yield MONGO_URL, name
+    client: AsyncMongoClient = AsyncMongoClient(MONGO_URL)
+    await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The campaign model trained once for the session from the corpus in the repository."""
+    from minsheng_classifier.corpus import CAMPAIGN_CORPUS
+    from minsheng_classifier.shipped import train_from
+
+    directory = tmp_path_factory.mktemp("model")
+    train_from(CAMPAIGN_CORPUS, directory)
+    return directory
+
+
+class System:
+    """The three services running in-process on the test's own vhost and database."""
+
+    def __init__(self, amqp_url: str, mongo_url: str, database: str, outbox: Path, model_dir: Path) -> None:
+        from datetime import date, timedelta
+
+        from minsheng_classifier.settings import ClassifierSettings
+        from minsheng_intake_web.settings import WebSettings
+        from minsheng_store.settings import StoreSettings
+
+        today = date.today()
+        common = dict(
+            environment="test",
+            amqp_url=amqp_url,
+            mongo_url=mongo_url,
+            mongo_database=database,
+            campaign_opens_on=today - timedelta(days=2),
+            campaign_closes_on=today + timedelta(days=2),
+            log_format="json",
+        )
+        self.web_settings = WebSettings(**common, outbox_path=outbox, drain_interval_seconds=0.5)
+        self.store_settings = StoreSettings(**common, api_token="test-staff-token")
+        self.classifier_settings = ClassifierSettings(**common, model_dir=model_dir)
+        self.amqp_url = amqp_url
+        self.db = AsyncMongoClient(mongo_url, tz_aware=True)[database]
+        self.staff_headers = {"Authorization": "Bearer test-staff-token"}
+
+
+@pytest.fixture
+async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_path: Path) -> AsyncIterator[System]:
+    """Start classifier, store and intake-web with their lifespans; clients on .web, .store, .classifier."""
+    from asgi_lifespan import LifespanManager
+
+    from minsheng_classifier.app import create_app as classifier_app
+    from minsheng_intake_web.app import create_app as web_app
+    from minsheng_store.app import create_app as store_app
+
+    system = System(amqp_url, mongo_db[0], mongo_db[1], tmp_path / "outbox.sqlite3", model_dir)
+    apps = [
+        ("classifier", classifier_app(system.classifier_settings)),
+        ("store", store_app(system.store_settings)),
+        ("web", web_app(system.web_settings)),
+    ]
+    managers = []
+    try:
+        for name, app in apps:
+            manager = LifespanManager(app, startup_timeout=120)
+            await manager.__aenter__()
+            managers.append(manager)
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=f"http://{name}")
+            setattr(system, name, client)
+        yield system
+    finally:
+        for name, _ in apps:
+            client = getattr(system, name, None)
+            if client is not None:
+                await client.aclose()
+        for manager in reversed(managers):
+            await manager.__aexit__(None, None, None)
+        await system.db.client.close()

@@ -1,0 +1,112 @@
+"""Store writes on the real MongoDB-compatible store: idempotent, order-independent, literal filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from minsheng_core.events import (
+    Channel,
+    Classification,
+    PersonalData,
+    SuggestionClassified,
+    SuggestionContent,
+    SuggestionReceived,
+)
+from minsheng_store.repository import SuggestionFilter, SuggestionRepository
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2019, 10, 20, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def repo(mongo_db):
+    client = AsyncMongoClient(mongo_db[0], tz_aware=True)
+    repository = SuggestionRepository(client[mongo_db[1]])
+    await repository.ensure_indexes()
+    yield repository, client[mongo_db[1]]
+    await client.close()
+
+
+def received(sid: str = "s-1", text: str = "希望硬化村里的道路", channel: Channel = Channel.WEB) -> SuggestionReceived:
+    return SuggestionReceived(
+        suggestion_id=sid,
+        occurred_at=NOW,
+        body=SuggestionContent(
+            channel=channel, channel_ref=f"ref-{sid}", campaign="2020", text=text, tracking_code=f"T{sid}"[:11], submitted_at=NOW
+        ),
+        personal=PersonalData(phone="13900001111"),
+    )
+
+
+def classified(sid: str = "s-1", category: str = "road_traffic", at: datetime = NOW) -> SuggestionClassified:
+    return SuggestionClassified(
+        suggestion_id=sid,
+        body=Classification(category=category, confidence=0.9, needs_review=False, model_version="m1", classified_at=at),
+    )
+
+
+async def test_the_same_event_twice_gives_one_document(repo):
+    repository, db = repo
+    event = received()
+    await repository.apply_received(event)
+    first = await db.suggestions.find_one({"_id": "s-1"})
+    await repository.apply_received(event)
+    second = await db.suggestions.find_one({"_id": "s-1"})
+    assert await db.suggestions.count_documents({}) == 1
+    assert {k: v for k, v in first.items() if k != "updated_at"} == {k: v for k, v in second.items() if k != "updated_at"}
+    assert first["status"] == "received"
+    assert "phone" not in first
+    assert (await db.personal_data.find_one({"_id": "s-1"}))["phone"] == "13900001111"
+
+
+async def test_classification_before_suggestion_is_merged(repo):
+    repository, db = repo
+    await repository.apply_classified(classified())
+    assert (await db.suggestions.find_one({"_id": "s-1"}))["status"] == "pending"
+    assert await repository.get("s-1") is None  # not shown to staff until the suggestion itself is there
+    await repository.apply_received(received())
+    doc = await db.suggestions.find_one({"_id": "s-1"})
+    assert doc["status"] == "classified"
+    assert doc["classification"]["category"] == "road_traffic"
+    assert doc["text"] == "希望硬化村里的道路"
+    assert await db.suggestions.count_documents({}) == 1
+
+
+async def test_an_older_classification_does_not_overwrite_a_newer_one(repo):
+    repository, db = repo
+    await repository.apply_received(received())
+    await repository.apply_classified(classified(category="rural", at=NOW + timedelta(hours=1)))
+    await repository.apply_classified(classified(category="road_traffic", at=NOW))
+    doc = await db.suggestions.find_one({"_id": "s-1"})
+    assert doc["classification"]["category"] == "rural"
+    await repository.apply_classified(classified(category="road_traffic", at=NOW + timedelta(hours=2)))
+    assert (await db.suggestions.find_one({"_id": "s-1"}))["classification"]["category"] == "road_traffic"
+
+
+async def test_filters_match_literally_and_paginate(repo):
+    repository, _ = repo
+    for i, text in enumerate(["路灯坏了 a.*b", "路灯坏了 axxb", "修一座桥", "{\"$gt\": \"\"}"]):
+        await repository.apply_received(received(f"s-{i}", text, Channel.WEB if i % 2 else Channel.WECHAT))
+        await repository.apply_classified(classified(f"s-{i}", "urban_management" if i < 2 else "road_traffic"))
+    total, items = await repository.list(SuggestionFilter(text_contains="a.*b"), 10, 0)
+    assert (total, [d["_id"] for d in items]) == (1, ["s-0"])
+    total, _ = await repository.list(SuggestionFilter(text_contains='{"$gt"'), 10, 0)
+    assert total == 1
+    total, _ = await repository.list(SuggestionFilter(category="$gt"), 10, 0)
+    assert total == 0
+    total, items = await repository.list(SuggestionFilter(category="urban_management", channel="web"), 10, 0)
+    assert (total, [d["_id"] for d in items]) == (1, ["s-1"])
+    total, page = await repository.list(SuggestionFilter(), 2, 2)
+    assert total == 4 and len(page) == 2
+    total, _ = await repository.list(SuggestionFilter(received_from=NOW + timedelta(seconds=1)), 10, 0)
+    assert total == 0
+    counts = await repository.counts_by_category_and_channel()
+    assert {(r["category"], r["channel"]): r["count"] for r in counts} == {
+        ("road_traffic", "web"): 1,
+        ("road_traffic", "wechat"): 1,
+        ("urban_management", "web"): 1,
+        ("urban_management", "wechat"): 1,
+    }
