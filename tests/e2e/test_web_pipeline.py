@@ -189,3 +189,35 @@ async def test_staff_api_requires_a_token(system):
     assert (await system.store.get("/api/v1/suggestions")).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert (await system.store.get("/api/v1/suggestions", headers=wrong)).status_code == 401
+
+
+async def test_redelivered_and_out_of_order_events_end_in_one_merged_document(system):
+    from datetime import UTC, datetime
+
+    from minsheng_core.bus import Publisher, connect
+    from minsheng_core.events import Classification, SuggestionClassified, SuggestionContent, SuggestionReceived
+
+    now = datetime.now(UTC)
+    received = SuggestionReceived(
+        suggestion_id="hotline-call-1",
+        body=SuggestionContent(channel="hotline", channel_ref="CA1", campaign="2020", text="村卫生室没有医生", tracking_code="HHHHH-11111", submitted_at=now),
+    )
+    classified = SuggestionClassified(
+        suggestion_id="hotline-call-1",
+        body=Classification(category="health", confidence=0.8, needs_review=False, model_version="external", classified_at=now),
+    )
+    connection = await connect(system.amqp_url, "test")
+    try:
+        publisher = Publisher(connection)
+        await publisher.start()
+        await publisher.publish(classified)
+        await eventually(lambda: system.db.suggestions.find_one({"_id": "hotline-call-1", "status": "pending"}))
+        await publisher.publish(received)
+        await publisher.publish(received)
+    finally:
+        await connection.close()
+    doc = await stored(system, "hotline-call-1")
+    assert await system.db.suggestions.count_documents({"channel_ref": "CA1"}) == 1
+    # the classifier also classified the received event: the newer classification wins, the document stays one
+    assert doc["classification"]["model_version"] in {"external", (await system.classifier.post("/api/v1/predict", json={"text": "x"})).json()["model_version"]}
+    assert doc["text"] == "村卫生室没有医生"

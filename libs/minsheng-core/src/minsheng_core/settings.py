@@ -19,7 +19,7 @@ _PLACEHOLDER_PREFIX = "dev-only-"
 class ServiceSettings(BaseSettings):
     """Connections, campaign and logging: what every service needs."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
 
     environment: Literal["development", "test", "production"] = "development"
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
