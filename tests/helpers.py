@@ -31,7 +31,7 @@ class Spy:
         self.queue = queue
 
     @classmethod
-    async def bind(cls, amqp_url: str, pattern: str = "#", exchange: str = "minsheng.events") -> "Spy":
+    async def bind(cls, amqp_url: str, pattern: str = "#", exchange: str = "minsheng.events") -> Spy:
         connection = await aio_pika.connect(amqp_url)
         channel = await connection.channel()
         queue = await channel.declare_queue(exclusive=True)

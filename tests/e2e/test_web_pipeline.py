@@ -42,7 +42,9 @@ async def test_submission_is_stored_classified_and_visible_to_staff(system):
     personal = await system.db.personal_data.find_one({"_id": receipt["suggestion_id"]})
     assert personal["phone"] == "13812345678"
 
-    page = (await system.store.get("/api/v1/suggestions", params={"category": "road_traffic"}, headers=system.staff_headers)).json()
+    page = (
+        await system.store.get("/api/v1/suggestions", params={"category": "road_traffic"}, headers=system.staff_headers)
+    ).json()
     assert [item["suggestion_id"] for item in page["items"]] == [receipt["suggestion_id"]]
     assert "13812345678" not in json.dumps(page, ensure_ascii=False)
     one = await system.store.get(f"/api/v1/suggestions/{receipt['suggestion_id']}", headers=system.staff_headers)
@@ -50,7 +52,9 @@ async def test_submission_is_stored_classified_and_visible_to_staff(system):
     counts = (await system.store.get("/api/v1/reports/counts", headers=system.staff_headers)).json()
     assert counts["rows"] == [{"category": "road_traffic", "channel": "web", "count": 1}]
 
-    status = await system.web.get(f"/api/v1/suggestions/{receipt['tracking_code']}", params={"access_code": receipt["access_code"]})
+    status = await system.web.get(
+        f"/api/v1/suggestions/{receipt['tracking_code']}", params={"access_code": receipt["access_code"]}
+    )
     assert status.status_code == 200
     assert status.json()["category_name"] == "道路交通"
 
@@ -88,7 +92,9 @@ async def test_html_is_stored_as_given_and_escaped_when_shown(system):
     receipt = (await system.web.post("/api/v1/suggestions", json={"text": text})).json()
     doc = await stored(system, receipt["suggestion_id"])
     assert doc["text"] == text
-    page = await system.web.get("/status", params={"tracking_code": receipt["tracking_code"], "access_code": receipt["access_code"]})
+    page = await system.web.get(
+        "/status", params={"tracking_code": receipt["tracking_code"], "access_code": receipt["access_code"]}
+    )
     assert page.status_code == 200
     assert "<script>alert" not in page.text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
@@ -145,10 +151,14 @@ async def test_bad_input_is_rejected_with_the_field_named_and_nothing_published(
 async def test_oversized_and_undecodable_bodies(system):
     spy = await Spy.bind(system.amqp_url)
     try:
-        big = await system.web.post("/api/v1/suggestions", content=b'{"text": "' + b"a" * 70_000 + b'"}', headers={"content-type": "application/json"})
+        big = await system.web.post(
+            "/api/v1/suggestions", content=b'{"text": "' + b"a" * 70_000 + b'"}', headers={"content-type": "application/json"}
+        )
         assert big.status_code == 413
         assert "KB" in big.json()["error"]
-        broken = await system.web.post("/api/v1/suggestions", content=b'{"text": "\xff\xfe"}', headers={"content-type": "application/json"})
+        broken = await system.web.post(
+            "/api/v1/suggestions", content=b'{"text": "\xff\xfe"}', headers={"content-type": "application/json"}
+        )
         assert broken.status_code == 400
         assert "UTF-8" in broken.json()["error"]
         assert len(await spy.drain()) == 0
@@ -159,9 +169,9 @@ async def test_oversized_and_undecodable_bodies(system):
 async def test_outside_the_window_collection_is_closed(system):
     from datetime import date
 
-    from minsheng_intake_web.app import create_app
-    from asgi_lifespan import LifespanManager
     import httpx
+    from asgi_lifespan import LifespanManager
+    from minsheng_intake_web.app import create_app
 
     closed = system.web_settings.model_copy(update={"campaign_opens_on": None, "campaign_closes_on": None})
     assert closed.campaign.closes_on == date(2019, 11, 15)
@@ -173,7 +183,7 @@ async def test_outside_the_window_collection_is_closed(system):
                 assert response.status_code == 403
                 assert "不在征集期内" in response.json()["error"]
                 page = await web.get("/")
-                assert "现在不接收建议" in page.text and "<form method=\"post\"" not in page.text
+                assert "现在不接收建议" in page.text and '<form method="post"' not in page.text
         assert len(await spy.drain()) == 0
     finally:
         await spy.close()
@@ -200,7 +210,14 @@ async def test_redelivered_and_out_of_order_events_end_in_one_merged_document(sy
     now = datetime.now(UTC)
     received = SuggestionReceived(
         suggestion_id="hotline-call-1",
-        body=SuggestionContent(channel="hotline", channel_ref="CA1", campaign="2020", text="村卫生室没有医生", tracking_code="HHHHH-11111", submitted_at=now),
+        body=SuggestionContent(
+            channel="hotline",
+            channel_ref="CA1",
+            campaign="2020",
+            text="村卫生室没有医生",
+            tracking_code="HHHHH-11111",
+            submitted_at=now,
+        ),
     )
     classified = SuggestionClassified(
         suggestion_id="hotline-call-1",
@@ -219,5 +236,8 @@ async def test_redelivered_and_out_of_order_events_end_in_one_merged_document(sy
     doc = await stored(system, "hotline-call-1")
     assert await system.db.suggestions.count_documents({"channel_ref": "CA1"}) == 1
     # the classifier also classified the received event: the newer classification wins, the document stays one
-    assert doc["classification"]["model_version"] in {"external", (await system.classifier.post("/api/v1/predict", json={"text": "x"})).json()["model_version"]}
+    assert doc["classification"]["model_version"] in {
+        "external",
+        (await system.classifier.post("/api/v1/predict", json={"text": "x"})).json()["model_version"],
+    }
     assert doc["text"] == "村卫生室没有医生"

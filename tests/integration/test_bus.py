@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import aio_pika
 import pytest
-
 from minsheng_core.bus import (
     Consumer,
     InvalidMessage,
@@ -19,6 +18,7 @@ from minsheng_core.events import Channel, SuggestionContent, SuggestionReceived
 from minsheng_core.parking import list_parked, replay
 from minsheng_core.settings import DEFAULT_TOPOLOGY_FILE
 from minsheng_core.topology import EVENTS_EXCHANGE, Topology
+
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,12 @@ def received(n: int = 1) -> SuggestionReceived:
     return SuggestionReceived(
         suggestion_id=f"s-{n}",
         body=SuggestionContent(
-            channel=Channel.WEB, channel_ref=f"ref-{n}", campaign="2020", text="修路", tracking_code="ABCDE-FGHJK", submitted_at=now
+            channel=Channel.WEB,
+            channel_ref=f"ref-{n}",
+            campaign="2020",
+            text="修路",
+            tracking_code="ABCDE-FGHJK",
+            submitted_at=now,
         ),
     )
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
-
 from minsheng_core.events import (
     Channel,
     Classification,
@@ -16,6 +14,7 @@ from minsheng_core.events import (
     SuggestionReceived,
 )
 from minsheng_store.repository import SuggestionFilter, SuggestionRepository
+from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2019, 10, 20, 2, 0, tzinfo=UTC)
@@ -88,7 +87,7 @@ async def test_an_older_classification_does_not_overwrite_a_newer_one(repo):
 
 async def test_filters_match_literally_and_paginate(repo):
     repository, _ = repo
-    for i, text in enumerate(["路灯坏了 a.*b", "路灯坏了 axxb", "修一座桥", "{\"$gt\": \"\"}"]):
+    for i, text in enumerate(["路灯坏了 a.*b", "路灯坏了 axxb", "修一座桥", '{"$gt": ""}']):
         await repository.apply_received(received(f"s-{i}", text, Channel.WEB if i % 2 else Channel.WECHAT))
         await repository.apply_classified(classified(f"s-{i}", "urban_management" if i < 2 else "road_traffic"))
     total, items = await repository.list(SuggestionFilter(text_contains="a.*b"), 10, 0)

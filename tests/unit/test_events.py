@@ -3,13 +3,19 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from pydantic import ValidationError
-
 from minsheng_core.bus import parse_event
 from minsheng_core.events import Channel, Classification, SuggestionClassified, SuggestionContent, SuggestionReceived
 from minsheng_core.schemas import main as schemas_main
+from pydantic import ValidationError
 
-CONTENT = dict(channel="wechat", channel_ref="msg-1", campaign="2020", text="修路", tracking_code="ABCDE-FGHJK", submitted_at="2019-10-20T10:00:00+08:00")
+CONTENT = dict(
+    channel="wechat",
+    channel_ref="msg-1",
+    campaign="2020",
+    text="修路",
+    tracking_code="ABCDE-FGHJK",
+    submitted_at="2019-10-20T10:00:00+08:00",
+)
 
 
 def test_received_event_round_trips_and_names_its_route():
@@ -30,7 +36,9 @@ def test_unknown_fields_are_rejected_everywhere():
 
 def test_occurred_at_is_kept_in_utc_and_must_be_aware():
     event = SuggestionReceived(
-        suggestion_id="s", occurred_at=datetime(2019, 10, 20, 8, tzinfo=timezone(timedelta(hours=8))), body=SuggestionContent(**CONTENT)
+        suggestion_id="s",
+        occurred_at=datetime(2019, 10, 20, 8, tzinfo=timezone(timedelta(hours=8))),
+        body=SuggestionContent(**CONTENT),
     )
     assert event.occurred_at == datetime(2019, 10, 20, 0, tzinfo=UTC) and event.occurred_at.utcoffset() == timedelta(0)
     with pytest.raises(ValidationError):
@@ -38,7 +46,9 @@ def test_occurred_at_is_kept_in_utc_and_must_be_aware():
 
 
 def test_classified_routes_by_category_and_bounds_confidence():
-    body = Classification(category="rural", confidence=0.7, needs_review=False, model_version="m", classified_at=datetime.now(UTC))
+    body = Classification(
+        category="rural", confidence=0.7, needs_review=False, model_version="m", classified_at=datetime.now(UTC)
+    )
     assert SuggestionClassified(suggestion_id="s", body=body).routing_key() == "suggestion.classified.rural"
     with pytest.raises(ValidationError):
         Classification(category="rural", confidence=1.5, needs_review=False, model_version="m", classified_at=datetime.now(UTC))

@@ -3,10 +3,9 @@
 from datetime import UTC, date, datetime
 
 import pytest
-from pydantic import ValidationError
-
 from minsheng_core.campaign import load_campaign
 from minsheng_core.ids import access_code_for, access_code_matches, normalise_tracking_code, suggestion_id_for, tracking_code_for
+from pydantic import ValidationError
 
 SECRET = b"k"
 
@@ -47,9 +46,12 @@ def test_default_campaign_window_is_inclusive_in_shanghai_time():
 def test_window_override_and_bad_files(tmp_path):
     assert load_campaign(opens_on=date(2026, 1, 1), closes_on=date(2026, 12, 31)).is_open(datetime(2026, 6, 1, tzinfo=UTC))
     bad = tmp_path / "bad.yaml"
-    bad.write_text("code: x\nname: x\nopens_on: 2019-11-15\ncloses_on: 2019-10-15\ncategories: [{code: a, name: A}, {code: b, name: B}]\n")
+    bad.write_text(
+        "code: x\nname: x\nopens_on: 2019-11-15\ncloses_on: 2019-10-15\ncategories: [{code: a, name: A}, {code: b, name: B}]\n"
+    )
     with pytest.raises(ValidationError, match="closes_on is before opens_on"):
         load_campaign(bad)
-    bad.write_text("code: x\nname: x\ntimezone: Mars/Base\nopens_on: 2019-10-15\ncloses_on: 2019-11-15\ncategories: [{code: a, name: A}, {code: b, name: B}]\n")
+    categories = "categories: [{code: a, name: A}, {code: b, name: B}]\n"
+    bad.write_text("code: x\nname: x\ntimezone: Mars/Base\nopens_on: 2019-10-15\ncloses_on: 2019-11-15\n" + categories)
     with pytest.raises(ValidationError):
         load_campaign(bad)

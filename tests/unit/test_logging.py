@@ -4,12 +4,13 @@ import json
 import logging
 
 import structlog
-
 from minsheng_core.logging import configure_logging, redact_personal_data
 
 
 def test_redaction_drops_personal_fields_and_masks_phone_numbers():
-    out = redact_personal_data(None, "info", {"event": "x", "phone": "13812345678", "note": "call 13812345678 back", "text": "我的电话"})
+    out = redact_personal_data(
+        None, "info", {"event": "x", "phone": "13812345678", "note": "call 13812345678 back", "text": "我的电话"}
+    )
     assert out["phone"] == "[redacted]" and out["text"] == "[redacted]"
     assert out["note"] == "call 138****5678 back"
 

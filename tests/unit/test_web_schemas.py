@@ -1,16 +1,21 @@
 """Validation of what residents submit on the web (no I/O)."""
 
 import pytest
-from pydantic import ValidationError
-
 from minsheng_core.http import field_errors
 from minsheng_intake_web.schemas import SuggestionCreate
+from pydantic import ValidationError
 
 
 def test_minimal_and_full_submissions_are_accepted():
     assert SuggestionCreate.model_validate({"text": " 修路 "}).text == "修路"
     full = SuggestionCreate.model_validate(
-        {"title": "t", "text": "x", "location": {"town": "西地镇"}, "submitter_group": "npc_deputy", "contact": {"phone": "0314-2345678"}}
+        {
+            "title": "t",
+            "text": "x",
+            "location": {"town": "西地镇"},
+            "submitter_group": "npc_deputy",
+            "contact": {"phone": "0314-2345678"},
+        }
     )
     assert full.submitter_group.value == "npc_deputy"
 

@@ -54,7 +54,8 @@ def event_message(event: SuggestionReceived | SuggestionClassified) -> aio_pika.
     )
 
 
-def _copy(message: AbstractIncomingMessage, **headers: Any) -> aio_pika.Message:
+def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of a delivered message with the given headers, for retry, parking and replay."""
     return aio_pika.Message(
         body=message.body,
         content_type=message.content_type,
@@ -62,7 +63,7 @@ def _copy(message: AbstractIncomingMessage, **headers: Any) -> aio_pika.Message:
         message_id=message.message_id,
         type=message.type,
         timestamp=message.timestamp,
-        headers={**(message.headers or {}), **headers},
+        headers=headers,
     )
 
 
@@ -150,7 +151,9 @@ class Consumer:
         log.warning("message_retry_scheduled", queue=self._queue_name, retries=retries, error=type(exc).__name__)
         try:
             await self._default_exchange.publish(
-                _copy(message, **{RETRIES_HEADER: retries, ROUTING_KEY_HEADER: message.routing_key}),
+                copy_message(
+                    message, {**(message.headers or {}), RETRIES_HEADER: retries, ROUTING_KEY_HEADER: message.routing_key}
+                ),
                 routing_key=retry_queue(self._queue_name),
                 mandatory=True,
             )
@@ -164,9 +167,10 @@ class Consumer:
         log.error("message_parked", queue=self._queue_name, reason=reason)
         try:
             await self._parking_exchange.publish(
-                _copy(
+                copy_message(
                     message,
-                    **{
+                    {
+                        **(message.headers or {}),
                         PARKED_REASON_HEADER: reason[:500],
                         PARKED_FROM_HEADER: self._queue_name,
                         ROUTING_KEY_HEADER: (message.headers or {}).get(ROUTING_KEY_HEADER, message.routing_key),

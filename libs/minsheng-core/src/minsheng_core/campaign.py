@@ -43,7 +43,7 @@ class Campaign(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Campaign":
+    def _consistent(self) -> Campaign:
         if self.closes_on < self.opens_on:
             raise ValueError("closes_on is before opens_on")
         codes = [c.code for c in self.categories]

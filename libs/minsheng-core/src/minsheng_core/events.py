@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -126,5 +126,5 @@ class SuggestionClassified(_Event):
         return f"suggestion.classified.{self.body.category}"
 
 
-Event = Annotated[Union[SuggestionReceived, SuggestionClassified], Field(discriminator="event_type")]
+Event = Annotated[SuggestionReceived | SuggestionClassified, Field(discriminator="event_type")]
 EVENT_MODELS: tuple[type[_Event], ...] = (SuggestionReceived, SuggestionClassified)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -17,7 +16,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
 
-ReadinessCheck = Callable[[], Awaitable[bool]]
 
 _MESSAGES_ZH = {
     "missing": "必填",
@@ -69,7 +67,18 @@ async def _unparsable_body(request: Request, exc: Exception) -> JSONResponse:
     return await http_exception_handler(request, exc)
 
 
-def install_common(app: FastAPI, readiness: ReadinessCheck, max_body_bytes: int = 64 * 1024) -> None:
+async def connections_ready(app: FastAPI) -> bool:
+    """Ready when the lifespan put an open broker connection (and, if the service has one, a reachable database) in app.state."""
+    connection = getattr(app.state, "connection", None)
+    if connection is None or connection.is_closed:
+        return False
+    mongo = getattr(app.state, "mongo", None)
+    if mongo is not None:
+        await mongo.admin.command("ping")
+    return True
+
+
+def install_common(app: FastAPI, max_body_bytes: int = 64 * 1024) -> None:
     """Add /healthz, /readyz, request logging with ids, the body-size limit and Chinese validation errors."""
     router = APIRouter(tags=["health"])
 
@@ -81,7 +90,7 @@ def install_common(app: FastAPI, readiness: ReadinessCheck, max_body_bytes: int 
     async def readyz() -> JSONResponse:
         ready = False
         try:
-            ready = await readiness()
+            ready = await connections_ready(app)
         except Exception as exc:
             log.warning("readiness_check_failed", error=type(exc).__name__)
         return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
@@ -166,8 +175,6 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:
-    body = JSONResponse(
-        {"error": f"提交内容过大，请控制在 {max_bytes // 1024} KB 以内"}, status_code=413
-    )
+    body = JSONResponse({"error": f"提交内容过大，请控制在 {max_bytes // 1024} KB 以内"}, status_code=413)
     await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
     await send({"type": "http.response.body", "body": body.body})

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiosqlite
 import structlog
 
-from minsheng_core.bus import PublishFailed, Publisher
+from minsheng_core.bus import Publisher, PublishFailed
 from minsheng_core.events import SuggestionReceived
 
 log = structlog.get_logger(__name__)

@@ -12,10 +12,19 @@ from dataclasses import dataclass
 import aio_pika
 from aio_pika.abc import AbstractConnection
 
-from minsheng_core.bus import PARKED_FROM_HEADER, PARKED_REASON_HEADER, RETRIES_HEADER, ROUTING_KEY_HEADER
+from minsheng_core.bus import PARKED_FROM_HEADER, PARKED_REASON_HEADER, RETRIES_HEADER, ROUTING_KEY_HEADER, copy_message
 from minsheng_core.topology import parking_queue
 
-_DROPPED_ON_REPLAY = {PARKED_REASON_HEADER, PARKED_FROM_HEADER, RETRIES_HEADER, "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-delivery-count"}
+_DROPPED_ON_REPLAY = {
+    PARKED_REASON_HEADER,
+    PARKED_FROM_HEADER,
+    RETRIES_HEADER,
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-delivery-count",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,14 @@ async def list_parked(connection: AbstractConnection, queue: str, limit: int = 1
                 break
             taken.append(message)
             headers = dict(message.headers or {})
-            out.append(Parked(message.message_id, _reason(headers), headers.get(ROUTING_KEY_HEADER), message.body[:200].decode("utf-8", "replace")))
+            out.append(
+                Parked(
+                    message.message_id,
+                    _reason(headers),
+                    headers.get(ROUTING_KEY_HEADER),
+                    message.body[:200].decode("utf-8", "replace"),
+                )
+            )
         for message in taken:
             await message.nack(requeue=True)
     return out
@@ -61,19 +77,7 @@ async def replay(connection: AbstractConnection, queue: str, limit: int | None =
             if message is None:
                 break
             headers = {k: v for k, v in (message.headers or {}).items() if k not in _DROPPED_ON_REPLAY}
-            await channel.default_exchange.publish(
-                aio_pika.Message(
-                    body=message.body,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    type=message.type,
-                    timestamp=message.timestamp,
-                    headers=headers,
-                ),
-                routing_key=queue,
-                mandatory=True,
-            )
+            await channel.default_exchange.publish(copy_message(message, headers), routing_key=queue, mandatory=True)
             await message.ack()
             moved += 1
     return moved

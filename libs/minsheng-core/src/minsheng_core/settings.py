@@ -33,7 +33,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = "info"
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_in_production(self) -> "ServiceSettings":
+    def _no_placeholder_secrets_in_production(self) -> ServiceSettings:
         if self.environment == "production":
             for name, value in self:
                 if isinstance(value, SecretStr) and value.get_secret_value().startswith(_PLACEHOLDER_PREFIX):

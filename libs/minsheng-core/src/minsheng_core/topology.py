@@ -33,7 +33,7 @@ class Topology:
     bindings: tuple[dict[str, Any], ...]
 
     @classmethod
-    def load(cls, path: Path) -> "Topology":
+    def load(cls, path: Path) -> Topology:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(tuple(data["exchanges"]), tuple(data["queues"]), tuple(data["bindings"]))
 

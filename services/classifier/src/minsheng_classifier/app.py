@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
-
 from minsheng_core.bus import Consumer, Publisher, connect
 from minsheng_core.events import BODY_MAX
 from minsheng_core.http import install_common
 from minsheng_core.logging import configure_logging
 from minsheng_core.topology import Topology
+from pydantic import BaseModel, ConfigDict, Field
+
 from minsheng_classifier.settings import ClassifierSettings
 from minsheng_classifier.shipped import campaign_model
 from minsheng_classifier.sorting import Sorter, event_handler
@@ -63,10 +63,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Minsheng classifier", version="1", lifespan=lifespan)
 
-    async def ready() -> bool:
-        return not app.state.connection.is_closed
-
-    install_common(app, ready)
+    install_common(app)
 
     @app.post("/api/v1/predict", response_model=PredictionRead, tags=["classifier"])
     async def predict(body: PredictionCreate, request: Request) -> PredictionRead:

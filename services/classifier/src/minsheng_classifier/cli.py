@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from minsheng_classifier.corpus import CAMPAIGN_CORPUS
 from minsheng_classifier.model import TextClassifier
 from minsheng_classifier.settings import DEFAULT_MODEL_DIR
-from minsheng_classifier.corpus import CAMPAIGN_CORPUS
 from minsheng_classifier.shipped import campaign_model, train_from
 
 
@@ -37,7 +37,7 @@ def _predict(args: argparse.Namespace) -> int:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError("text must be a non-empty string")
         except (ValueError, KeyError, TypeError) as exc:
-            print(f"line {number}: expected {{\"id\": …, \"text\": …}} ({exc})", file=sys.stderr)
+            print(f'line {number}: expected {{"id": …, "text": …}} ({exc})', file=sys.stderr)
             return 2
         batch.append((record.get("id"), text))
         if len(batch) >= 512:

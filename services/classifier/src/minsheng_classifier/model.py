@@ -38,7 +38,12 @@ def build_pipeline(seed: int = 0) -> Pipeline:
     """The feature union and the calibrated linear classifier."""
     features = FeatureUnion(
         [
-            ("words", TfidfVectorizer(tokenizer=words, token_pattern=None, lowercase=True, ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
+            (
+                "words",
+                TfidfVectorizer(
+                    tokenizer=words, token_pattern=None, lowercase=True, ngram_range=(1, 2), sublinear_tf=True, min_df=1
+                ),
+            ),
             ("chars", TfidfVectorizer(preprocessor=chars, analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1)),
         ]
     )
@@ -68,7 +73,7 @@ class TextClassifier:
         return list(self.meta["categories"])
 
     @classmethod
-    def train(cls, texts: list[str], labels: list[str], data_checksum: str, seed: int = 0) -> "TextClassifier":
+    def train(cls, texts: list[str], labels: list[str], data_checksum: str, seed: int = 0) -> TextClassifier:
         """Fit on the examples; the version names the data it came from."""
         started = datetime.now(UTC)
         pipeline = build_pipeline(seed).fit(texts, labels)
@@ -97,7 +102,7 @@ class TextClassifier:
         (directory / META_FILE).write_text(json.dumps(self.meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path) -> "TextClassifier":
+    def load(cls, directory: Path) -> TextClassifier:
         """Load a model this project trained (joblib files are trusted build output, never user uploads)."""
         meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
         return cls(joblib.load(directory / MODEL_FILE), meta)

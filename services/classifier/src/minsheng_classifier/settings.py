@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
+from minsheng_core.paths import VAR_DIR
+from minsheng_core.settings import ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from minsheng_core.paths import VAR_DIR
-from minsheng_core.settings import ServiceSettings
 from minsheng_classifier.corpus import CAMPAIGN_CORPUS
 
 DEFAULT_MODEL_DIR = VAR_DIR / "models" / "campaign"

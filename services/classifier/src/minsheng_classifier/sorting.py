@@ -8,6 +8,7 @@ import uuid
 from minsheng_core.bus import InvalidMessage, Publisher
 from minsheng_core.campaign import Campaign
 from minsheng_core.events import Classification, SuggestionClassified, SuggestionReceived, utc_now
+
 from minsheng_classifier.model import Prediction, TextClassifier
 
 _EVENT_NAMESPACE = uuid.UUID("0b6f2a8e-8c43-4d7e-9a55-1f0f5c2d9e11")

@@ -14,8 +14,6 @@ import structlog
 from fastapi import FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
-
 from minsheng_core.bus import Publisher, connect
 from minsheng_core.events import SubmitterGroup
 from minsheng_core.http import field_errors, install_common
@@ -24,6 +22,8 @@ from minsheng_core.logging import configure_logging
 from minsheng_core.mongo import mongo_client
 from minsheng_core.outbox import Outbox, SubmissionKeyConflict
 from minsheng_core.topology import Topology
+from pydantic import ValidationError
+
 from minsheng_intake_web.schemas import SuggestionAcceptedRead, SuggestionCreate, SuggestionStatusRead
 from minsheng_intake_web.settings import WebSettings
 from minsheng_intake_web.submissions import CollectionClosed, Receipt, WebIntake
@@ -81,11 +81,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Minsheng intake-web", version="1", lifespan=lifespan)
 
-    async def ready() -> bool:
-        await app.state.mongo.admin.command("ping")
-        return not app.state.connection.is_closed
-
-    install_common(app, ready, settings.max_body_bytes)
+    install_common(app, settings.max_body_bytes)
 
     def intake(request: Request) -> WebIntake:
         return request.app.state.intake
@@ -144,7 +140,10 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         except SubmissionKeyConflict:
             return _form(request, True, values, errors=[{"field": "body", "message": "请刷新页面后重新提交"}], status_code=409)
         return templates.TemplateResponse(
-            request, "receipt.html", {"campaign": campaign, "receipt": receipt, "message": _receipt_message(receipt)}, status_code=202
+            request,
+            "receipt.html",
+            {"campaign": campaign, "receipt": receipt, "message": _receipt_message(receipt)},
+            status_code=202,
         )
 
     @app.get("/status", response_class=HTMLResponse, include_in_schema=False)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from minsheng_core.events import BODY_MAX, TITLE_MAX, Location, SubmitterGroup
 from pydantic import BaseModel, ConfigDict, Field
-
-from minsheng_core.events import BODY_MAX, PLACE_MAX, TITLE_MAX, SubmitterGroup
 
 PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
 
@@ -14,12 +13,6 @@ PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
 class _Strict(BaseModel):
     # strict: a number or an object where text is expected is an error, never coerced
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
-
-
-class LocationCreate(_Strict):
-    town: str | None = Field(default=None, max_length=PLACE_MAX, description="乡镇/街道")
-    village: str | None = Field(default=None, max_length=PLACE_MAX, description="村/社区")
-    detail: str | None = Field(default=None, max_length=200, description="具体位置")
 
 
 class ContactCreate(_Strict):
@@ -32,7 +25,7 @@ class SuggestionCreate(_Strict):
 
     title: str | None = Field(default=None, max_length=TITLE_MAX)
     text: str = Field(min_length=1, max_length=BODY_MAX)
-    location: LocationCreate = Field(default_factory=LocationCreate)
+    location: Location = Field(default_factory=Location)
     submitter_group: SubmitterGroup = Field(default=SubmitterGroup.RESIDENT, strict=False)
     contact: ContactCreate = Field(default_factory=ContactCreate)
 

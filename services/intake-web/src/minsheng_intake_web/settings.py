@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr
-from pydantic_settings import SettingsConfigDict
-
 from minsheng_core.paths import VAR_DIR
 from minsheng_core.settings import ServiceSettings
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
 
 
 class WebSettings(ServiceSettings):

@@ -7,13 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from minsheng_core.bus import Publisher
 from minsheng_core.campaign import Campaign
-from minsheng_core.events import Channel, Location, PersonalData, SuggestionContent, SuggestionReceived
+from minsheng_core.events import Channel, PersonalData, SuggestionContent, SuggestionReceived
 from minsheng_core.ids import access_code_for, access_code_matches, suggestion_id_for, tracking_code_for
 from minsheng_core.outbox import Outbox
+from pymongo.asynchronous.database import AsyncDatabase
+
 from minsheng_intake_web.schemas import SuggestionCreate, SuggestionStatusRead
 
 STATUS_TEXT = {
@@ -71,7 +71,7 @@ class WebIntake:
                 campaign=self.campaign.code,
                 title=create.title or None,
                 text=create.text,
-                location=Location(**create.location.model_dump()),
+                location=create.location,
                 submitter_group=create.submitter_group,
                 tracking_code=tracking_code_for(self._secret, suggestion_id),
                 submitted_at=now,
@@ -80,7 +80,9 @@ class WebIntake:
         )
         accepted = await self._outbox.accept(key, fingerprint(create), event)
         published = accepted.published or await self._outbox.publish(self._publisher, accepted.suggestion_id)
-        return Receipt(accepted.suggestion_id, accepted.tracking_code, access_code_for(self._secret, accepted.suggestion_id), published)
+        return Receipt(
+            accepted.suggestion_id, accepted.tracking_code, access_code_for(self._secret, accepted.suggestion_id), published
+        )
 
     async def status(self, tracking_code: str, access_code: str) -> SuggestionStatusRead | None:
         """Status for a tracking code, or None when the code is unknown or the access code wrong (indistinguishable)."""

@@ -11,13 +11,13 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
 from minsheng_core.bus import Consumer, connect
 from minsheng_core.events import Channel, SuggestionClassified, SuggestionReceived
 from minsheng_core.http import install_common
 from minsheng_core.logging import configure_logging
 from minsheng_core.mongo import mongo_client
 from minsheng_core.topology import Topology
+
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
 from minsheng_store.schemas import CountRow, CountsRead, SuggestionPage, SuggestionRead
 from minsheng_store.settings import StoreSettings
@@ -69,11 +69,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Minsheng store (staff API)", version="1", lifespan=lifespan)
 
-    async def ready() -> bool:
-        await app.state.mongo.admin.command("ping")
-        return not app.state.connection.is_closed
-
-    install_common(app, ready)
+    install_common(app)
 
     def staff(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         expected = settings.api_token.get_secret_value()

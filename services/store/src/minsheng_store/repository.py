@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from minsheng_core.events import SuggestionClassified, SuggestionReceived
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
-
-from minsheng_core.events import SuggestionClassified, SuggestionReceived
 
 # Status of a suggestion document. "pending": only its classification has arrived so far.
 PENDING, RECEIVED, CLASSIFIED = "pending", "received", "classified"
@@ -91,9 +90,7 @@ class SuggestionRepository:
         )
         personal = event.personal.model_dump(exclude_none=True)
         if personal:
-            await self._personal.update_one(
-                {"_id": event.suggestion_id}, {"$set": {**personal, "updated_at": now}}, upsert=True
-            )
+            await self._personal.update_one({"_id": event.suggestion_id}, {"$set": {**personal, "updated_at": now}}, upsert=True)
         await self._suggestions.update_one({"_id": event.suggestion_id, "status": PENDING}, {"$set": {"status": RECEIVED}})
         await self._promote(event.suggestion_id)
 
@@ -143,6 +140,5 @@ class SuggestionRepository:
         ]
         rows = await (await self._suggestions.aggregate(pipeline)).to_list(None)
         return [
-            {"category": row["_id"].get("category"), "channel": row["_id"].get("channel"), "count": row["count"]}
-            for row in rows
+            {"category": row["_id"].get("category"), "channel": row["_id"].get("channel"), "count": row["count"]} for row in rows
         ]

@@ -33,7 +33,7 @@ class SuggestionRead(BaseModel):
     classification: ClassificationRead | None = None
 
     @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> "SuggestionRead":
+    def from_document(cls, doc: dict[str, Any]) -> SuggestionRead:
         return cls(suggestion_id=doc["_id"], **{k: v for k, v in doc.items() if k in cls.model_fields})
 
 

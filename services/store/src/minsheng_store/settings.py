@@ -1,9 +1,8 @@
 """Settings of the store (env prefix MINSHENG_STORE_)."""
 
+from minsheng_core.settings import ServiceSettings
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
-
-from minsheng_core.settings import ServiceSettings
 
 
 class StoreSettings(ServiceSettings):
