@@ -1,5 +1,5 @@
 # The two commands: `make run` (whole system locally) and `make test` (whole test suite).
-.PHONY: run run-live stop test schemas train infra-up infra-down
+.PHONY: run run-live stop test schemas train retrain evaluate bench-classifier infra-up infra-down
 
 run:            ## infrastructure and every service, on the 2020 campaign as configured
 	scripts/run
@@ -18,6 +18,15 @@ schemas:        ## regenerate docs/schemas from the event models
 
 train:          ## retrain the shipped campaign model from services/classifier/corpus
 	uv run minsheng-classify train --data services/classifier/corpus --model var/models/campaign
+
+retrain:        ## corpus + staff corrections from the running store; the classifier reloads the new model
+	scripts/retrain
+
+evaluate:       ## held-out categories, units, duplicate/cluster pairs and latency of the shipped model
+	uv run minsheng-classify evaluate
+
+bench-classifier: ## external benchmark on ../shared/data/tipdm2020c against TF-IDF + LinearSVC
+	uv run minsheng-classify benchmark
 
 infra-up:
 	scripts/infra up

@@ -9,3 +9,7 @@ ensure_uv() {
   fi
   (cd "$ROOT" && uv sync --frozen --quiet)
 }
+
+ensure_model() {
+  (cd "$ROOT" && uv run --frozen minsheng-classify ship)
+}

@@ -55,7 +55,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from minsheng_classifier.shipped import train_from
 
     directory = tmp_path_factory.mktemp("model")
-    train_from(CAMPAIGN_CORPUS, directory)
+    train_from([CAMPAIGN_CORPUS], directory)
     return directory
 
 

@@ -11,12 +11,12 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import TypeAdapter, ValidationError
 
-from minsheng_core.events import Event, SuggestionClassified, SuggestionReceived
+from minsheng_core.events import AnyEvent, Event
 from minsheng_core.topology import EVENTS_EXCHANGE, PARKING_EXCHANGE, retry_queue
 
 log = structlog.get_logger(__name__)
 
-EVENT_ADAPTER: TypeAdapter[SuggestionReceived | SuggestionClassified] = TypeAdapter(Event)
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 RETRIES_HEADER = "x-minsheng-retries"
 PARKED_REASON_HEADER = "x-minsheng-parked-reason"
 PARKED_FROM_HEADER = "x-minsheng-parked-from"
@@ -36,12 +36,12 @@ async def connect(url: str, name: str) -> AbstractRobustConnection:
     return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
 
 
-def parse_event(body: bytes) -> SuggestionReceived | SuggestionClassified:
+def parse_event(body: bytes) -> AnyEvent:
     """Validate a message body against the event contract."""
     return EVENT_ADAPTER.validate_json(body)
 
 
-def event_message(event: SuggestionReceived | SuggestionClassified) -> aio_pika.Message:
+def event_message(event: AnyEvent) -> aio_pika.Message:
     """Build the persistent AMQP message for an event."""
     return aio_pika.Message(
         body=event.model_dump_json().encode(),
@@ -79,7 +79,7 @@ class Publisher:
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
 
-    async def publish(self, event: SuggestionReceived | SuggestionClassified) -> None:
+    async def publish(self, event: AnyEvent) -> None:
         """Publish mandatory and persistent; raise PublishFailed unless the broker confirmed it."""
         if self._exchange is None:
             raise PublishFailed("publisher not started")
@@ -92,7 +92,7 @@ class Publisher:
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
-Handler = Callable[[SuggestionReceived | SuggestionClassified], Awaitable[None]]
+Handler = Callable[[AnyEvent], Awaitable[None]]
 
 
 class Consumer:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -47,6 +47,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def full_text(title: str | None, text: str) -> str:
+    """What a suggestion says, title first: the one text models read and learn from."""
+    return f"{title}\n{text}" if title else text
+
+
 class Location(_Strict):
     """Place as the submitter gave it: free text, not yet matched to a unit."""
 
@@ -79,14 +84,33 @@ class SuggestionContent(_Strict):
 
 
 class Classification(_Strict):
-    """One model's verdict on a suggestion."""
+    """One model's verdict on a suggestion: category, responsible unit, and its place among the others."""
 
     category: str = Field(min_length=1, max_length=50)
     confidence: float = Field(ge=0.0, le=1.0)
     needs_review: bool
     model_version: str = Field(min_length=1, max_length=100)
     unit: str | None = Field(default=None, max_length=50)
+    unit_source: Literal["location", "text", "account", "group", "default"] | None = None
+    cluster_id: str | None = Field(default=None, max_length=64, description="suggestions about the same concrete thing")
+    duplicate_of: str | None = Field(default=None, max_length=64, description="the first suggestion this one repeats")
     classified_at: AwareDatetime
+
+
+class Correction(_Strict):
+    """A staff member's correction of category and/or unit; it wins over any model."""
+
+    category: str | None = Field(default=None, min_length=1, max_length=50)
+    unit: str | None = Field(default=None, min_length=1, max_length=50)
+    corrected_by: str = Field(min_length=1, max_length=100)
+    note: str | None = Field(default=None, max_length=500)
+    corrected_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _corrects_something(self) -> Correction:
+        if self.category is None and self.unit is None:
+            raise ValueError("a correction names a category, a unit, or both")
+        return self
 
 
 class _Event(_Strict):
@@ -126,5 +150,16 @@ class SuggestionClassified(_Event):
         return f"suggestion.classified.{self.body.category}"
 
 
-Event = Annotated[SuggestionReceived | SuggestionClassified, Field(discriminator="event_type")]
-EVENT_MODELS: tuple[type[_Event], ...] = (SuggestionReceived, SuggestionClassified)
+class SuggestionCorrected(_Event):
+    """Staff corrected the classification of a suggestion."""
+
+    event_type: Literal["suggestion.corrected"] = "suggestion.corrected"
+    body: Correction
+
+    def routing_key(self) -> str:
+        return "suggestion.corrected"
+
+
+AnyEvent = SuggestionReceived | SuggestionClassified | SuggestionCorrected
+Event = Annotated[AnyEvent, Field(discriminator="event_type")]
+EVENT_MODELS: tuple[type[_Event], ...] = (SuggestionReceived, SuggestionClassified, SuggestionCorrected)

@@ -50,3 +50,9 @@ def normalise_tracking_code(raw: str) -> str | None:
 def access_code_matches(secret: bytes, suggestion_id: str, given: str) -> bool:
     """Compare a typed access code with the expected one in constant time."""
     return hmac.compare_digest(access_code_for(secret, suggestion_id), given.strip())
+
+
+def person_key(secret: bytes, contact: str) -> str:
+    """Keyed hash of a phone number or openid: finds the same person again without keeping the number in clear."""
+    cleaned = "".join(c for c in contact if c.isalnum())
+    return hmac.new(secret, f"person:{cleaned}".encode(), hashlib.sha256).hexdigest()[:32]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request
@@ -12,11 +13,14 @@ from minsheng_core.bus import Consumer, Publisher, connect
 from minsheng_core.events import BODY_MAX
 from minsheng_core.http import install_common
 from minsheng_core.logging import configure_logging
+from minsheng_core.mongo import mongo_client
 from minsheng_core.topology import Topology
+from minsheng_core.units import load_units
 from pydantic import BaseModel, ConfigDict, Field
 
+from minsheng_classifier.clusters import ClusterIndex
+from minsheng_classifier.model import ModelUnavailable, TextClassifier
 from minsheng_classifier.settings import ClassifierSettings
-from minsheng_classifier.shipped import campaign_model
 from minsheng_classifier.sorting import Sorter, event_handler
 
 log = structlog.get_logger(__name__)
@@ -35,41 +39,77 @@ class PredictionRead(BaseModel):
     model_version: str
 
 
+async def watch_model(sorter: Sorter, model_dir: Path, interval: float) -> None:
+    """Load a new model version when one appears in the folder, without stopping consumption."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            meta = TextClassifier.read_meta(model_dir)
+            if meta["model_sha256"] == sorter.model.meta.get("model_sha256"):
+                continue
+            sorter.use(await asyncio.to_thread(TextClassifier.load, model_dir))
+            log.info("model_reloaded", model_version=sorter.model.version)
+        except (ModelUnavailable, ValueError) as exc:
+            log.warning("model_reload_skipped", reason=str(exc)[:300])
+
+
 def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
-    """Build the app; the model loads (or trains) and the consumer starts in the lifespan."""
+    """Build the app; the model loads and the consumer starts in the lifespan. No usable model: no start."""
     settings = settings or ClassifierSettings()
     configure_logging("classifier", settings.log_format, settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = await asyncio.to_thread(campaign_model, settings.model_dir, settings.corpus_dir)
-        sorter = Sorter(model, settings.campaign, settings.review_threshold)
-        app.state.sorter = sorter
-        connection = await connect(settings.amqp_url.get_secret_value(), "classifier")
-        consumer = None
         try:
+            model = await asyncio.to_thread(TextClassifier.load, settings.model_dir)
+        except ModelUnavailable as exc:
+            log.error("classifier_cannot_start", reason=str(exc))
+            raise RuntimeError(f"classifier cannot start: {exc}") from None
+        units = load_units(settings.units_file)
+        mongo = mongo_client(settings.mongo_url.get_secret_value())
+        index = ClusterIndex(mongo[settings.mongo_database].classifier_fingerprints, units.unit_names())
+        sorter = Sorter(
+            model,
+            settings.campaign,
+            units,
+            settings.review_threshold,
+            index,
+            settings.person_key_secret.get_secret_value().encode(),
+        )
+        app.state.sorter = sorter
+        connection = consumer = watcher = None
+        try:
+            await index.ensure_indexes()
+            connection = await connect(settings.amqp_url.get_secret_value(), "classifier")
             await Topology.load(settings.topology_file).declare(connection)
             publisher = Publisher(connection)
             await publisher.start()
             consumer = Consumer(connection, settings.queue, event_handler(sorter, publisher), prefetch=settings.prefetch)
             await consumer.start()
-            app.state.connection = connection
+            app.state.connection, app.state.mongo = connection, mongo
+            watcher = asyncio.create_task(watch_model(sorter, settings.model_dir, settings.model_reload_seconds))
             log.info("classifier_started", model_version=model.version)
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             if consumer is not None:
                 await consumer.stop()
-            await connection.close()
+            if connection is not None:
+                await connection.close()
+            await mongo.close()
 
     app = FastAPI(title="Minsheng classifier", version="1", lifespan=lifespan)
-
     install_common(app)
 
     @app.post("/api/v1/predict", response_model=PredictionRead, tags=["classifier"])
     async def predict(body: PredictionCreate, request: Request) -> PredictionRead:
         """The category the classifier would give this text (for the operator console)."""
         sorter: Sorter = request.app.state.sorter
-        classification = sorter.classification(await sorter.predict(body.text))
+        prediction, version = await sorter.predict(body.text)
+        classification = sorter.classification(prediction, version)
         return PredictionRead(
             category=classification.category,
             category_name=sorter.campaign.category_name(classification.category),

@@ -18,20 +18,26 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from minsheng_classifier.text import normalise
+
 jieba.setLogLevel(logging.WARNING)
 MODEL_FILE = "model.joblib"
 META_FILE = "model.json"
 _SPACES = re.compile(r"\s+")
 
 
+class ModelUnavailable(Exception):
+    """The model folder is missing, incomplete or corrupt."""
+
+
 def words(text: str) -> list[str]:
-    """Word tokens by jieba; pre-segmented text (space separated) keeps its segmentation."""
-    return [w for w in jieba.lcut(text) if w.strip()]
+    """Word tokens by jieba on normalised text; pre-segmented text (space separated) keeps its segmentation."""
+    return [w for w in jieba.lcut(normalise(text)) if w.strip()]
 
 
 def chars(text: str) -> str:
-    """Text without whitespace, for character n-grams that survive typos and unknown words."""
-    return _SPACES.sub("", text)
+    """Normalised text without whitespace, for character n-grams that survive typos and unknown words."""
+    return _SPACES.sub("", normalise(text))
 
 
 def build_pipeline(seed: int = 0) -> Pipeline:

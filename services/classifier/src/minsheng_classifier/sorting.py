@@ -7,58 +7,97 @@ import uuid
 
 from minsheng_core.bus import InvalidMessage, Publisher
 from minsheng_core.campaign import Campaign
-from minsheng_core.events import Classification, SuggestionClassified, SuggestionReceived, utc_now
+from minsheng_core.events import AnyEvent, Classification, SuggestionClassified, SuggestionReceived, full_text, utc_now
+from minsheng_core.ids import person_key
+from minsheng_core.units import UnitRegistry
 
+from minsheng_classifier.clusters import ClusterIndex
 from minsheng_classifier.model import Prediction, TextClassifier
+from minsheng_classifier.routing import resolve_unit
+from minsheng_classifier.text import has_content, normalise
 
 _EVENT_NAMESPACE = uuid.UUID("0b6f2a8e-8c43-4d7e-9a55-1f0f5c2d9e11")
-
-
-def classification_text(title: str | None, text: str) -> str:
-    """What the model reads: the title (when given) and the text."""
-    return f"{title}\n{text}" if title else text
+NOTHING_TO_CLASSIFY = Prediction("other", 0.0)
 
 
 class Sorter:
-    """Classifies suggestions with one model and a review threshold."""
+    """Category (one model, swappable while running), responsible unit, and cluster of each suggestion."""
 
-    def __init__(self, model: TextClassifier, campaign: Campaign, review_threshold: float) -> None:
-        unknown = set(model.categories) - set(campaign.category_codes())
+    def __init__(
+        self,
+        model: TextClassifier,
+        campaign: Campaign,
+        units: UnitRegistry,
+        review_threshold: float,
+        index: ClusterIndex | None = None,
+        person_secret: bytes = b"",
+    ) -> None:
+        self.campaign = campaign
+        self.units = units
+        self.review_threshold = review_threshold
+        self.index = index
+        self._person_secret = person_secret
+        self.use(model)
+
+    def use(self, model: TextClassifier) -> None:
+        """Switch to another model; classifications in flight finish with the one they started with."""
+        unknown = set(model.categories) - set(self.campaign.category_codes())
         if unknown:
             raise ValueError(f"model {model.version} has categories outside the campaign taxonomy: {sorted(unknown)}")
         self.model = model
-        self.campaign = campaign
-        self.review_threshold = review_threshold
 
-    async def predict(self, text: str) -> Prediction:
-        """Predict off the event loop: the model is CPU-bound."""
-        return (await asyncio.to_thread(self.model.predict, [text]))[0]
+    async def predict(self, text: str) -> tuple[Prediction, str]:
+        """Category and the version of the model that gave it; off the event loop, the model is CPU-bound."""
+        model = self.model
+        if not has_content(normalise(text)):
+            return NOTHING_TO_CLASSIFY, model.version
+        return (await asyncio.to_thread(model.predict, [text]))[0], model.version
 
-    def classification(self, prediction: Prediction) -> Classification:
+    def classification(self, prediction: Prediction, model_version: str, **extra: object) -> Classification:
         return Classification(
             category=prediction.category,
             confidence=round(prediction.confidence, 4),
             needs_review=prediction.confidence < self.review_threshold,
-            model_version=self.model.version,
+            model_version=model_version,
             classified_at=utc_now(),
+            **extra,
         )
 
     async def classify(self, event: SuggestionReceived) -> SuggestionClassified:
-        prediction = await self.predict(classification_text(event.body.title, event.body.text))
+        body = event.body
+        text = full_text(body.title, body.text)
+        prediction, version = await self.predict(text)
+        unit = resolve_unit(self.units, body.location, text, body.unit, body.submitter_group)
+        extra: dict[str, object] = {"unit": unit.unit, "unit_source": unit.source}
+        if self.index is not None:
+            contact = event.personal.phone or event.personal.wechat_openid
+            person = person_key(self._person_secret, contact) if contact else None
+            village = self._village(body.location.village)
+            placement = await self.index.place(
+                event.suggestion_id, self.index.fingerprint(text, unit.unit, village, person), body.submitted_at
+            )
+            extra |= {"cluster_id": placement.cluster_id, "duplicate_of": placement.duplicate_of}
         return SuggestionClassified(
             # the same suggestion and model always give the same event id, so subscribers can drop repeats
-            event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{event.suggestion_id}:{self.model.version}"),
+            event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{event.suggestion_id}:{version}"),
             suggestion_id=event.suggestion_id,
-            body=self.classification(prediction),
+            body=self.classification(prediction, version, **extra),
         )
+
+    def _village(self, given: str | None) -> str | None:
+        """The registry's name for a village or community typed in any of its forms."""
+        if not given:
+            return None
+        matches = [m for m in self.units.find_places(given) if not m.is_unit_name]
+        return matches[0].canonical if matches else given.strip()
 
 
 def event_handler(sorter: Sorter, publisher: Publisher):
     """Consumer handler: classify each received suggestion and publish the result."""
 
-    async def handle(event: SuggestionReceived | object) -> None:
+    async def handle(event: AnyEvent) -> None:
         if not isinstance(event, SuggestionReceived):
-            raise InvalidMessage(f"classifier takes suggestion.received events only, got {type(event).__name__}")
+            raise InvalidMessage(f"classifier takes suggestion.received events only, got {event.event_type}")
         await publisher.publish(await sorter.classify(event))
 
     return handle

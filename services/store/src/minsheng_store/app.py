@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -10,16 +11,18 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from minsheng_core.bus import Consumer, connect
-from minsheng_core.events import Channel, SuggestionClassified, SuggestionReceived
+from minsheng_core.bus import Consumer, Publisher, PublishFailed, connect
+from minsheng_core.events import AnyEvent, Channel, Correction, SuggestionCorrected, SuggestionReceived, utc_now
 from minsheng_core.http import install_common
 from minsheng_core.logging import configure_logging
 from minsheng_core.mongo import mongo_client
 from minsheng_core.topology import Topology
+from minsheng_core.units import load_units
 
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
-from minsheng_store.schemas import CountRow, CountsRead, SuggestionPage, SuggestionRead
+from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SuggestionPage, SuggestionRead
 from minsheng_store.settings import StoreSettings
 
 log = structlog.get_logger(__name__)
@@ -37,6 +40,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     """Build the app; the consumer and connections live in the lifespan."""
     settings = settings or StoreSettings()
     configure_logging("store", settings.log_format, settings.log_level)
+    campaign = settings.campaign
+    units = load_units(settings.units_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,16 +54,20 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             connection = await connect(settings.amqp_url.get_secret_value(), "store")
             await Topology.load(settings.topology_file).declare(connection)
 
-            async def handle(event: SuggestionReceived | SuggestionClassified) -> None:
+            async def handle(event: AnyEvent) -> None:
                 if isinstance(event, SuggestionReceived):
                     await repo.apply_received(event)
+                elif isinstance(event, SuggestionCorrected):
+                    await repo.apply_corrected(event)
                 else:
                     await repo.apply_classified(event)
                 log.info("event_stored", event_type=event.event_type)
 
             consumer = Consumer(connection, settings.queue, handle, prefetch=settings.prefetch)
             await consumer.start()
-            app.state.repo, app.state.mongo, app.state.connection = repo, mongo, connection
+            publisher = Publisher(connection)
+            await publisher.start()
+            app.state.repo, app.state.mongo, app.state.connection, app.state.publisher = repo, mongo, connection, publisher
             yield
         finally:
             if consumer is not None:
@@ -83,6 +92,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         channel: Channel | None = None,
         unit: Annotated[str | None, Query(max_length=50)] = None,
         status: Annotated[str | None, Query(pattern=f"^({RECEIVED}|{CLASSIFIED})$")] = None,
+        needs_review: bool | None = None,
         received_from: datetime | None = None,
         received_to: datetime | None = None,
         q: Annotated[str | None, Query(max_length=100, description="text contains")] = None,
@@ -90,7 +100,9 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> SuggestionPage:
         """Suggestions matching every given filter, newest first."""
-        filters = SuggestionFilter(category, channel.value if channel else None, unit, status, received_from, received_to, q)
+        filters = SuggestionFilter(
+            category, channel.value if channel else None, unit, status, needs_review, received_from, received_to, q
+        )
         total, docs = await repo.list(filters, limit, offset)
         return SuggestionPage(total=total, limit=limit, offset=offset, items=[SuggestionRead.from_document(d) for d in docs])
 
@@ -107,5 +119,41 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         """Number of suggestions by category × channel."""
         rows = [CountRow(**r) for r in await repo.counts_by_category_and_channel()]
         return CountsRead(rows=rows, total=sum(r.count for r in rows))
+
+    @app.patch(
+        "/api/v1/suggestions/{suggestion_id}/classification",
+        response_model=SuggestionRead,
+        dependencies=[Depends(staff)],
+        tags=["staff"],
+    )
+    async def correct_classification(
+        suggestion_id: Annotated[str, Path(max_length=64)], correction: CorrectionCreate, request: Request, repo: Repo
+    ) -> SuggestionRead:
+        """Correct category and/or unit; published as an event, and it wins over the model at once."""
+        if correction.category is None and correction.unit is None:
+            raise HTTPException(status_code=422, detail="give a category, a unit, or both")
+        if correction.category is not None and correction.category not in campaign.category_codes():
+            raise HTTPException(status_code=422, detail=f"category must be one of {campaign.category_codes()}")
+        if correction.unit is not None and correction.unit not in units.codes():
+            raise HTTPException(status_code=422, detail="unknown unit code")
+        if await repo.get(suggestion_id) is None:
+            raise HTTPException(status_code=404, detail="suggestion not found")
+        event = SuggestionCorrected(
+            suggestion_id=suggestion_id,
+            body=Correction(**correction.model_dump(), corrected_by="staff-api", corrected_at=utc_now()),
+        )
+        try:
+            await request.app.state.publisher.publish(event)
+        except PublishFailed as exc:
+            log.error("correction_not_published", error=str(exc)[:200])
+            raise HTTPException(status_code=503, detail="the correction could not be published; nothing changed") from exc
+        await repo.apply_corrected(event)  # at once; the consumer applies the same event again, idempotently
+        return SuggestionRead.from_document(await repo.get(suggestion_id))
+
+    @app.get("/api/v1/exports/corrections.jsonl", response_class=PlainTextResponse, dependencies=[Depends(staff)], tags=["staff"])
+    async def export_corrections(repo: Repo) -> PlainTextResponse:
+        """Staff-corrected texts as JSON lines {text, label}: training data for the next model."""
+        lines = [json.dumps(example, ensure_ascii=False) for example in await repo.corrected_examples()]
+        return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""), media_type="application/x-ndjson")
 
     return app

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from minsheng_core.events import SuggestionClassified, SuggestionReceived
+from minsheng_core.events import SuggestionClassified, SuggestionCorrected, SuggestionReceived, full_text
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -24,6 +24,7 @@ class SuggestionFilter:
     channel: str | None = None
     unit: str | None = None
     status: str | None = None
+    needs_review: bool | None = None
     received_from: datetime | None = None
     received_to: datetime | None = None
     text_contains: str | None = None
@@ -31,13 +32,15 @@ class SuggestionFilter:
     def to_query(self) -> dict[str, Any]:
         clauses: list[dict[str, Any]] = [{"status": {"$ne": PENDING}}]
         if self.category:
-            clauses.append({"classification.category": self.category})
+            clauses.append({"category": self.category})
         if self.channel:
             clauses.append({"channel": self.channel})
         if self.unit:
-            clauses.append({"$or": [{"unit": self.unit}, {"classification.unit": self.unit}]})
+            clauses.append({"unit": self.unit})
         if self.status:
             clauses.append({"status": self.status})
+        if self.needs_review is not None:
+            clauses.append({"needs_review": self.needs_review})
         if self.received_from:
             clauses.append({"submitted_at": {"$gte": self.received_from}})
         if self.received_to:
@@ -60,7 +63,9 @@ class SuggestionRepository:
         await self._suggestions.create_index("tracking_code", unique=True, sparse=True)
         await self._suggestions.create_index([("channel", ASCENDING), ("channel_ref", ASCENDING)], unique=True, sparse=True)
         await self._suggestions.create_index([("submitted_at", DESCENDING)])
-        await self._suggestions.create_index([("classification.category", ASCENDING), ("channel", ASCENDING)])
+        await self._suggestions.create_index([("category", ASCENDING), ("channel", ASCENDING)])
+        await self._suggestions.create_index([("unit", ASCENDING), ("submitted_at", DESCENDING)])
+        await self._suggestions.create_index([("cluster_id", ASCENDING)])
         await self._suggestions.create_index([("status", ASCENDING)])
 
     async def apply_received(self, event: SuggestionReceived) -> None:
@@ -79,7 +84,7 @@ class SuggestionRepository:
                     "text": body.text,
                     "location": body.location.model_dump(),
                     "submitter_group": body.submitter_group.value,
-                    "unit": body.unit,
+                    "channel_unit": body.unit,
                     "submitted_at": body.submitted_at,
                     "received_event_id": str(event.event_id),
                     "updated_at": now,
@@ -96,7 +101,8 @@ class SuggestionRepository:
 
     async def apply_classified(self, event: SuggestionClassified) -> None:
         """Record a classification unless a newer one is already there; works before the suggestion exists."""
-        classification = event.body.model_dump(mode="python")
+        verdict = event.body
+        classification = verdict.model_dump(mode="python")
         try:
             await self._suggestions.update_one(
                 {
@@ -113,8 +119,43 @@ class SuggestionRepository:
                 upsert=True,
             )
         except DuplicateKeyError:
-            pass  # the document holds a newer classification: this one is stale
-        await self._promote(event.suggestion_id)
+            return  # the document holds a newer classification: this one is stale
+        sid = event.suggestion_id
+        links = {"cluster_id": verdict.cluster_id, "duplicate_of": verdict.duplicate_of}
+        await self._suggestions.update_one({"_id": sid}, {"$set": links})
+        # Each is one atomic conditional write: a correction made before or after never loses to the model.
+        await self._suggestions.update_one(
+            {"_id": sid, "correction": {"$exists": False}}, {"$set": {"needs_review": verdict.needs_review}}
+        )
+        await self._suggestions.update_one(
+            {"_id": sid, "correction.category": {"$exists": False}}, {"$set": {"category": verdict.category}}
+        )
+        await self._suggestions.update_one({"_id": sid, "correction.unit": {"$exists": False}}, {"$set": {"unit": verdict.unit}})
+        await self._promote(sid)
+
+    async def apply_corrected(self, event: SuggestionCorrected) -> None:
+        """Record a staff correction; the corrected values count from now on, whatever the model says later."""
+        correction = event.body
+        fields: dict[str, Any] = {"needs_review": False, "updated_at": datetime.now(UTC)}
+        for name in ("category", "unit"):
+            value = getattr(correction, name)
+            if value is not None:
+                fields[name] = value
+                fields[f"correction.{name}"] = value
+        fields.update(
+            {
+                "correction.corrected_by": correction.corrected_by,
+                "correction.note": correction.note,
+                "correction.corrected_at": correction.corrected_at,
+            }
+        )
+        await self._suggestions.update_one(
+            {
+                "_id": event.suggestion_id,
+                "$or": [{"correction": {"$exists": False}}, {"correction.corrected_at": {"$lte": correction.corrected_at}}],
+            },
+            {"$set": fields},
+        )
 
     async def _promote(self, suggestion_id: str) -> None:
         # Whichever event lands second sees both halves and moves the status on.
@@ -135,10 +176,18 @@ class SuggestionRepository:
     async def counts_by_category_and_channel(self) -> list[dict[str, Any]]:
         pipeline = [
             {"$match": {"status": {"$ne": PENDING}}},
-            {"$group": {"_id": {"category": "$classification.category", "channel": "$channel"}, "count": {"$sum": 1}}},
+            {"$group": {"_id": {"category": "$category", "channel": "$channel"}, "count": {"$sum": 1}}},
             {"$sort": {"_id.category": 1, "_id.channel": 1}},
         ]
         rows = await (await self._suggestions.aggregate(pipeline)).to_list(None)
         return [
             {"category": row["_id"].get("category"), "channel": row["_id"].get("channel"), "count": row["count"]} for row in rows
         ]
+
+    async def corrected_examples(self) -> list[dict[str, str]]:
+        """Texts with a staff-corrected category, as training examples for the next model."""
+        cursor = self._suggestions.find(
+            {"correction.category": {"$exists": True}, "text": {"$exists": True}},
+            {"title": 1, "text": 1, "correction.category": 1},
+        ).sort("_id", ASCENDING)
+        return [{"text": full_text(d.get("title"), d["text"]), "label": d["correction"]["category"]} async for d in cursor]

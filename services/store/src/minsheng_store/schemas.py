@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ClassificationRead(BaseModel):
@@ -14,7 +14,25 @@ class ClassificationRead(BaseModel):
     needs_review: bool
     model_version: str
     unit: str | None = None
+    unit_source: str | None = None
     classified_at: datetime
+
+
+class CorrectionRead(BaseModel):
+    category: str | None = None
+    unit: str | None = None
+    corrected_by: str
+    note: str | None = None
+    corrected_at: datetime
+
+
+class CorrectionCreate(BaseModel):
+    """A staff correction of category and/or unit."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    category: str | None = Field(default=None, max_length=50)
+    unit: str | None = Field(default=None, max_length=50)
+    note: str | None = Field(default=None, max_length=500)
 
 
 class SuggestionRead(BaseModel):
@@ -28,9 +46,14 @@ class SuggestionRead(BaseModel):
     text: str
     location: dict[str, str | None]
     submitter_group: str
-    unit: str | None
     submitted_at: datetime
+    category: str | None = None
+    unit: str | None = None
+    needs_review: bool | None = None
+    cluster_id: str | None = None
+    duplicate_of: str | None = None
     classification: ClassificationRead | None = None
+    correction: CorrectionRead | None = None
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> SuggestionRead:

@@ -1,6 +1,9 @@
 """Settings of the store (env prefix MINSHENG_STORE_)."""
 
+from pathlib import Path
+
 from minsheng_core.settings import ServiceSettings
+from minsheng_core.units import DEFAULT_UNITS_FILE
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -11,3 +14,4 @@ class StoreSettings(ServiceSettings):
     api_token: SecretStr = SecretStr("dev-only-staff-token")
     queue: str = "minsheng.store"
     prefetch: int = 64
+    units_file: Path = DEFAULT_UNITS_FILE

@@ -1,0 +1,34 @@
+"""Text normalisation before a model reads it: simplified characters, half-width forms, bounded length."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+
+MODEL_MAX_CHARS = 3000  # the model reads this much; the store keeps the full text
+_MEANINGFUL = re.compile(r"[\u4e00-\u9fff]|[A-Za-z]{2,}")
+_NOT_WORD = re.compile(r"[^\w\u4e00-\u9fff]+")
+
+
+@lru_cache(maxsize=1)
+def _to_simplified() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s.json")
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width letters and digits to half-width), traditional to simplified, truncated for the model."""
+    text = unicodedata.normalize("NFKC", text or "")[:MODEL_MAX_CHARS]
+    return _to_simplified().convert(text).strip()
+
+
+def has_content(text: str) -> bool:
+    """Whether there is anything to classify: Chinese characters or a word in Latin letters."""
+    return bool(_MEANINGFUL.search(text or ""))
+
+
+def compact(text: str) -> str:
+    """Normalised text without punctuation, spaces or emoji: what near-duplicate detection compares."""
+    return _NOT_WORD.sub("", normalise(text)).lower()
