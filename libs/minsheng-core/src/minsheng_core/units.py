@@ -125,6 +125,10 @@ class UnitRegistry(_Config):
         """Every name and alias of the towns, townships and sub-districts."""
         return tuple(n for n, (_, is_unit, _) in self._names.items() if is_unit)
 
+    def place_names(self) -> tuple[str, ...]:
+        """Every name and alias of the villages and communities."""
+        return tuple(n for n, (_, is_unit, _) in self._names.items() if not is_unit)
+
     @cached_property
     def _pattern(self) -> re.Pattern[str]:
         # Longest names first, so that 东营子村 wins over 东营子 at the same position.

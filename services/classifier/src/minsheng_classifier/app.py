@@ -67,7 +67,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             raise RuntimeError(f"classifier cannot start: {exc}") from None
         units = load_units(settings.units_file)
         mongo = mongo_client(settings.mongo_url.get_secret_value())
-        index = ClusterIndex(mongo[settings.mongo_database].classifier_fingerprints, units.unit_names())
+        index = ClusterIndex(mongo[settings.mongo_database].classifier_fingerprints, units.unit_names(), units.place_names())
         sorter = Sorter(
             model,
             settings.campaign,

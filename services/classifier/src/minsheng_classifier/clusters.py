@@ -24,9 +24,16 @@ class Placement:
 class ClusterIndex:
     """The classifier's own collection of fingerprints (compacted text, unit, village, person key, named objects)."""
 
-    def __init__(self, collection: AsyncCollection, unit_names: tuple[str, ...] = (), candidate_limit: int = 300) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection,
+        unit_names: tuple[str, ...] = (),
+        place_names: tuple[str, ...] = (),
+        candidate_limit: int = 300,
+    ) -> None:
         self._fingerprints = collection
         self._unit_names = unit_names
+        self._place_names = place_names
         self._limit = candidate_limit
 
     async def ensure_indexes(self) -> None:
@@ -35,7 +42,7 @@ class ClusterIndex:
         await self._fingerprints.create_index([("unit", ASCENDING), ("village", ASCENDING)])
 
     def fingerprint(self, text: str, unit: str | None, village: str | None, person: str | None) -> Fingerprint:
-        return Fingerprint.of(text, unit, village, person, self._unit_names)
+        return Fingerprint.of(text, unit, village, person, self._unit_names, self._place_names)
 
     async def place(self, suggestion_id: str, fingerprint: Fingerprint, submitted_at: datetime) -> Placement:
         """Cluster and duplicate of a suggestion; the same suggestion always gets the same answer."""

@@ -91,7 +91,7 @@ def _fingerprint(side: dict[str, Any], registry: UnitRegistry) -> Fingerprint:
     if side.get("village"):
         matches = [m for m in registry.find_places(side["village"]) if not m.is_unit_name]
         village = matches[0].canonical if matches else side["village"]
-    return Fingerprint.of(side["text"], unit, village, side.get("person"), registry.unit_names())
+    return Fingerprint.of(side["text"], unit, village, side.get("person"), registry.unit_names(), registry.place_names())
 
 
 def score_pairs(registry: UnitRegistry, records: list[dict[str, Any]]) -> dict[str, Any]:

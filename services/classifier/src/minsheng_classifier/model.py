@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,12 +105,47 @@ class TextClassifier:
         return [Prediction(str(classes[i]), float(probabilities[row, i])) for row, i in enumerate(best)]
 
     def save(self, directory: Path) -> None:
+        """Write the model, then its metadata with the model's checksum: a reader never sees a half-written pair."""
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self.pipeline, directory / MODEL_FILE)
-        (directory / META_FILE).write_text(json.dumps(self.meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        staged = directory / f".{MODEL_FILE}.tmp"
+        joblib.dump(self.pipeline, staged)
+        self.meta["model_sha256"] = _sha256(staged)
+        os.replace(staged, directory / MODEL_FILE)
+        staged_meta = directory / f".{META_FILE}.tmp"
+        staged_meta.write_text(json.dumps(self.meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        os.replace(staged_meta, directory / META_FILE)
+
+    @staticmethod
+    def read_meta(directory: Path) -> dict[str, Any]:
+        """The metadata of the model in a folder; ModelUnavailable with the reason if there is none."""
+        try:
+            meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ModelUnavailable(f"no model in {directory} (build it with `make train`)") from exc
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailable(f"model metadata in {directory} is unreadable: {exc}") from exc
+        if not isinstance(meta, dict) or not {"version", "categories", "model_sha256"} <= set(meta):
+            raise ModelUnavailable(f"model metadata in {directory} is incomplete")
+        return meta
 
     @classmethod
     def load(cls, directory: Path) -> TextClassifier:
-        """Load a model this project trained (joblib files are trusted build output, never user uploads)."""
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        return cls(joblib.load(directory / MODEL_FILE), meta)
+        """Load a model this project trained, after checking it is the file its metadata describes."""
+        meta = cls.read_meta(directory)
+        path = directory / MODEL_FILE
+        if not path.exists() or _sha256(path) != meta["model_sha256"]:
+            raise ModelUnavailable(f"model file {path} is missing or does not match its metadata (corrupt?)")
+        try:
+            # joblib unpickles: only ever load models this project wrote and checksummed, never uploads
+            pipeline = joblib.load(path)
+        except Exception as exc:
+            raise ModelUnavailable(f"model file {path} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+        return cls(pipeline, meta)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

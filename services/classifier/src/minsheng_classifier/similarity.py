@@ -53,9 +53,10 @@ def cosine(a: Counter[str], b: Counter[str]) -> float:
     return dot / math.sqrt(sum(c * c for c in a.values()) * sum(c * c for c in b.values()))
 
 
-def named_objects(text: str, unit_names: tuple[str, ...] = ()) -> set[str]:
+def named_objects(text: str, unit_names: tuple[str, ...] = (), place_names: tuple[str, ...] = ()) -> set[str]:
     """Names of concrete things (幸福路, 锦绣小区, 西山村卫生室, 二中): the longest run of name characters before a
-    thing's suffix. Unit names (towns, sub-districts) are cut out first: they qualify, they do not identify."""
+    thing's suffix. Unit names (towns, sub-districts) are cut out first: they qualify, they do not identify. A name
+    that starts with a village's name also counts without it (石佛村幸福路 is 幸福路), unless what is left is generic."""
     t = normalise(text)
     for unit_name in sorted(unit_names, key=len, reverse=True):
         t = t.replace(unit_name, "|")
@@ -67,6 +68,10 @@ def named_objects(text: str, unit_names: tuple[str, ...] = ()) -> set[str]:
         name = t[start : match.end()]
         if match.start() - start >= 2 and name not in _GENERIC:
             names.add(name)
+            for place in place_names:
+                rest = name[len(place) :]
+                if name.startswith(place) and len(rest) > 2 and rest not in _GENERIC:
+                    names.add(rest)
     return names
 
 
@@ -93,8 +98,10 @@ class Fingerprint:
         village: str | None = None,
         person: str | None = None,
         unit_names: tuple[str, ...] = (),
+        place_names: tuple[str, ...] = (),
     ) -> Fingerprint:
-        return cls(text, unit, village, person, bigrams(text), frozenset(named_objects(text, unit_names)))
+        objects = frozenset(named_objects(text, unit_names, place_names))
+        return cls(text, unit, village, person, bigrams(text), objects)
 
 
 def _places_conflict(a: Fingerprint, b: Fingerprint) -> bool:
@@ -106,11 +113,12 @@ def relation(a: Fingerprint, b: Fingerprint) -> Relation:
     similarity = cosine(a.grams, b.grams)
     if similarity >= NEAR_IDENTICAL:
         return "duplicate"
-    if a.person and a.person == b.person and similarity >= SAME_PERSON_REWORDED:
+    shared_object = bool(a.objects & b.objects)
+    if a.person and a.person == b.person and (similarity >= SAME_PERSON_REWORDED or shared_object):
         return "duplicate"
     if _places_conflict(a, b):
         return "different"
-    if a.objects & b.objects - {a.village, b.village}:
+    if shared_object:
         return "same_thing"
     if a.village and a.village == b.village and similarity >= SAME_PLACE_SIMILAR:
         return "same_thing"

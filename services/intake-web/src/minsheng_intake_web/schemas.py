@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Annotated
 
 from minsheng_core.events import BODY_MAX, TITLE_MAX, Location, SubmitterGroup
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
+PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{9,11})$"  # mobile, or landline with its area code
+
+
+def _phone_digits(value: object) -> object:
+    """People write 139-0000-0001, 139 0000 0001 or 0314-2345678: keep the digits, validate those."""
+    return re.sub(r"[\s\-()（）]", "", value) if isinstance(value, str) else value
+
+
+Phone = Annotated[str, BeforeValidator(_phone_digits), Field(pattern=PHONE_PATTERN, description="手机或座机")]
 
 
 class _Strict(BaseModel):
@@ -17,7 +27,7 @@ class _Strict(BaseModel):
 
 class ContactCreate(_Strict):
     name: str | None = Field(default=None, max_length=50)
-    phone: str | None = Field(default=None, pattern=PHONE_PATTERN, description="手机或座机")
+    phone: Phone | None = None
 
 
 class SuggestionCreate(_Strict):
