@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,12 +53,28 @@ class SuggestionFilter:
         return {"$and": clauses}
 
 
+class _StripedLocks:
+    """One lock per stripe of suggestion ids: writes to one suggestion run one after another in this process.
+
+    MongoDB applies each update atomically, but FerretDB 1.x reads, modifies and writes a document back without a
+    transaction, so two concurrent updates of one document can lose one of them. Serialising per document here
+    keeps one store replica correct on both; several replicas on FerretDB would still race (production runs MongoDB).
+    """
+
+    def __init__(self, stripes: int = 256) -> None:
+        self._locks = [asyncio.Lock() for _ in range(stripes)]
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        return self._locks[zlib.crc32(key.encode()) % len(self._locks)]
+
+
 class SuggestionRepository:
     """The suggestions and personal_data collections; personal data never shares a document with the text."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self._suggestions = db.suggestions
         self._personal = db.personal_data
+        self._lock = _StripedLocks()
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the writes and staff queries rely on; idempotent."""
@@ -70,6 +88,20 @@ class SuggestionRepository:
 
     async def apply_received(self, event: SuggestionReceived) -> None:
         """Upsert the suggestion's content; a redelivery sets the same values again."""
+        async with self._lock(event.suggestion_id):
+            await self._apply_received(event)
+
+    async def apply_classified(self, event: SuggestionClassified) -> None:
+        """Record a classification unless a newer one is already there; works before the suggestion exists."""
+        async with self._lock(event.suggestion_id):
+            await self._apply_classified(event)
+
+    async def apply_corrected(self, event: SuggestionCorrected) -> None:
+        """Record a staff correction; the corrected values count from now on, whatever the model says later."""
+        async with self._lock(event.suggestion_id):
+            await self._apply_corrected(event)
+
+    async def _apply_received(self, event: SuggestionReceived) -> None:
         body = event.body
         now = datetime.now(UTC)
         await self._suggestions.update_one(
@@ -99,8 +131,7 @@ class SuggestionRepository:
         await self._suggestions.update_one({"_id": event.suggestion_id, "status": PENDING}, {"$set": {"status": RECEIVED}})
         await self._promote(event.suggestion_id)
 
-    async def apply_classified(self, event: SuggestionClassified) -> None:
-        """Record a classification unless a newer one is already there; works before the suggestion exists."""
+    async def _apply_classified(self, event: SuggestionClassified) -> None:
         verdict = event.body
         classification = verdict.model_dump(mode="python")
         try:
@@ -133,8 +164,7 @@ class SuggestionRepository:
         await self._suggestions.update_one({"_id": sid, "correction.unit": {"$exists": False}}, {"$set": {"unit": verdict.unit}})
         await self._promote(sid)
 
-    async def apply_corrected(self, event: SuggestionCorrected) -> None:
-        """Record a staff correction; the corrected values count from now on, whatever the model says later."""
+    async def _apply_corrected(self, event: SuggestionCorrected) -> None:
         correction = event.body
         fields: dict[str, Any] = {"needs_review": False, "updated_at": datetime.now(UTC)}
         for name in ("category", "unit"):
