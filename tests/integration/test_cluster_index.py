@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from minsheng_classifier.clusters import ClusterIndex
+from minsheng_classifier.similarity import Comparer
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -13,14 +14,15 @@ T0 = datetime(2019, 10, 20, tzinfo=UTC)
 @pytest.fixture
 async def index(mongo_db):
     client = AsyncMongoClient(mongo_db[0], tz_aware=True)
-    index = ClusterIndex(client[mongo_db[1]].classifier_fingerprints, ("双塔山镇", "滦河镇"))
+    index = ClusterIndex(client[mongo_db[1]].classifier_fingerprints, Comparer(("双塔山镇", "滦河镇"), ("石佛村",)))
     await index.ensure_indexes()
     yield index
     await client.close()
 
 
 async def place(index, sid, text, minutes, unit="luanhe", village=None, person=None):
-    return await index.place(sid, index.fingerprint(text, unit, village, person), T0 + timedelta(minutes=minutes))
+    fingerprint = index.comparer.fingerprint(text, unit, village, person)
+    return await index.place(sid, fingerprint, T0 + timedelta(minutes=minutes))
 
 
 async def test_duplicates_point_to_the_first_and_share_its_cluster(index):

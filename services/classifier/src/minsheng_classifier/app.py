@@ -19,8 +19,10 @@ from minsheng_core.units import load_units
 from pydantic import BaseModel, ConfigDict, Field
 
 from minsheng_classifier.clusters import ClusterIndex
+from minsheng_classifier.corpus import load_examples
 from minsheng_classifier.model import ModelUnavailable, TextClassifier
 from minsheng_classifier.settings import ClassifierSettings
+from minsheng_classifier.similarity import Comparer
 from minsheng_classifier.sorting import Sorter, event_handler
 
 log = structlog.get_logger(__name__)
@@ -67,7 +69,9 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             raise RuntimeError(f"classifier cannot start: {exc}") from None
         units = load_units(settings.units_file)
         mongo = mongo_client(settings.mongo_url.get_secret_value())
-        index = ClusterIndex(mongo[settings.mongo_database].classifier_fingerprints, units.unit_names(), units.place_names())
+        corpus = [e.text for e in load_examples(settings.corpus_dir)]
+        comparer = Comparer(units.unit_names(), units.place_names(), corpus)
+        index = ClusterIndex(mongo[settings.mongo_database].classifier_fingerprints, comparer)
         sorter = Sorter(
             model,
             settings.campaign,

@@ -10,7 +10,7 @@ from pathlib import Path
 from minsheng_core.units import DEFAULT_UNITS_FILE, load_units
 
 from minsheng_classifier.benchmark import TIPDM, report, run_benchmark
-from minsheng_classifier.corpus import CAMPAIGN_CORPUS
+from minsheng_classifier.corpus import CAMPAIGN_CORPUS, load_examples
 from minsheng_classifier.evaluation import (
     EVALUATION_DIR,
     per_message_latency_ms,
@@ -22,6 +22,7 @@ from minsheng_classifier.evaluation import (
 from minsheng_classifier.model import ModelUnavailable, TextClassifier
 from minsheng_classifier.settings import DEFAULT_MODEL_DIR
 from minsheng_classifier.shipped import campaign_model, train_from
+from minsheng_classifier.similarity import Comparer
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -75,7 +76,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     scores = score_categories([r["label"] for r in heldout], [p.category for p in model.predict(texts)])
     latency = per_message_latency_ms(model, texts[:300])
     unit_scores = score_units(units, read_jsonl(args.evaluation / "units.jsonl"))
-    pair_scores = score_pairs(units, read_jsonl(args.evaluation / "pairs.jsonl"))
+    comparer = Comparer(units.unit_names(), units.place_names(), [e.text for e in load_examples(CAMPAIGN_CORPUS)])
+    pair_scores = score_pairs(units, comparer, model, read_jsonl(args.evaluation / "pairs.jsonl"))
     print(f"model {model.version} ({model.meta['examples']} training examples)\n")
     print(f"categories on {scores.examples} held-out examples: accuracy {scores.accuracy:.4f}, macro-F1 {scores.macro_f1:.4f}")
     for label, f1 in scores.per_class_f1.items():

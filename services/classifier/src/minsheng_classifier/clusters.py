@@ -11,7 +11,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from minsheng_classifier.similarity import Fingerprint, relation
+from minsheng_classifier.similarity import Comparer, Fingerprint
 from minsheng_classifier.text import compact, normalise
 
 
@@ -24,25 +24,15 @@ class Placement:
 class ClusterIndex:
     """The classifier's own collection of fingerprints (compacted text, unit, village, person key, named objects)."""
 
-    def __init__(
-        self,
-        collection: AsyncCollection,
-        unit_names: tuple[str, ...] = (),
-        place_names: tuple[str, ...] = (),
-        candidate_limit: int = 300,
-    ) -> None:
+    def __init__(self, collection: AsyncCollection, comparer: Comparer, candidate_limit: int = 300) -> None:
         self._fingerprints = collection
-        self._unit_names = unit_names
-        self._place_names = place_names
+        self.comparer = comparer
         self._limit = candidate_limit
 
     async def ensure_indexes(self) -> None:
         for keys in ("text_hash", "person", "objects", "submitted_at"):
             await self._fingerprints.create_index([(keys, ASCENDING)])
         await self._fingerprints.create_index([("unit", ASCENDING), ("village", ASCENDING)])
-
-    def fingerprint(self, text: str, unit: str | None, village: str | None, person: str | None) -> Fingerprint:
-        return Fingerprint.of(text, unit, village, person, self._unit_names, self._place_names)
 
     async def place(self, suggestion_id: str, fingerprint: Fingerprint, submitted_at: datetime) -> Placement:
         """Cluster and duplicate of a suggestion; the same suggestion always gets the same answer."""
@@ -60,7 +50,10 @@ class ClusterIndex:
         cursor = self._fingerprints.find({"$or": clauses}).sort([("submitted_at", ASCENDING), ("_id", ASCENDING)])
         duplicate = same = None
         async for doc in cursor.limit(self._limit):
-            verdict = relation(fingerprint, self.fingerprint(doc["text"], doc.get("unit"), doc.get("village"), doc.get("person")))
+            earlier = self.comparer.fingerprint(
+                doc["text"], doc.get("unit"), doc.get("village"), doc.get("person"), doc.get("category")
+            )
+            verdict = self.comparer.relation(fingerprint, earlier)
             if verdict == "duplicate":
                 duplicate = doc
                 break
@@ -81,6 +74,7 @@ class ClusterIndex:
                     "unit": fingerprint.unit,
                     "village": fingerprint.village,
                     "person": fingerprint.person,
+                    "category": fingerprint.category,
                     "objects": sorted(fingerprint.objects),
                     "submitted_at": submitted_at,
                     "cluster_id": placement.cluster_id,

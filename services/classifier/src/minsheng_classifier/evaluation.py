@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from minsheng_classifier.model import TextClassifier
 from minsheng_classifier.routing import resolve_unit
-from minsheng_classifier.similarity import Fingerprint, relation
+from minsheng_classifier.similarity import Comparer, Fingerprint
 
 EVALUATION_DIR = REPO_ROOT / "services" / "classifier" / "evaluation"
 
@@ -84,22 +84,28 @@ def score_units(registry: UnitRegistry, records: list[dict[str, Any]]) -> dict[s
     }
 
 
-def _fingerprint(side: dict[str, Any], registry: UnitRegistry) -> Fingerprint:
+def _fingerprint(side: dict[str, Any], registry: UnitRegistry, comparer: Comparer, category: str) -> Fingerprint:
     location = Location(town=side.get("town") or None, village=side.get("village") or None)
-    unit = resolve_unit(registry, location, side["text"]).unit
+    decision = resolve_unit(registry, location, side["text"])
+    unit = decision.unit if decision.source in ("location", "text") else None
     village = None
     if side.get("village"):
         matches = [m for m in registry.find_places(side["village"]) if not m.is_unit_name]
         village = matches[0].canonical if matches else side["village"]
-    return Fingerprint.of(side["text"], unit, village, side.get("person"), registry.unit_names(), registry.place_names())
+    return comparer.fingerprint(side["text"], unit, village, side.get("person"), category)
 
 
-def score_pairs(registry: UnitRegistry, records: list[dict[str, Any]]) -> dict[str, Any]:
+def score_pairs(
+    registry: UnitRegistry, comparer: Comparer, model: TextClassifier, records: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Precision and recall of 'same cluster' (duplicate or same thing) and of 'duplicate', on labelled pairs."""
+    texts = sorted({r[side]["text"] for r in records for side in ("a", "b")})
+    category = dict(zip(texts, (p.category for p in model.predict(texts)), strict=True))
     counts = {"cluster": [0, 0, 0], "duplicate": [0, 0, 0]}  # true positives, predicted positives, actual positives
     errors = []
     for record in records:
-        got = relation(_fingerprint(record["a"], registry), _fingerprint(record["b"], registry))
+        a, b = (_fingerprint(record[s], registry, comparer, category[record[s]["text"]]) for s in ("a", "b"))
+        got = comparer.relation(a, b)
         want = record["label"]
         for name, positive in (("cluster", {"duplicate", "same_thing"}), ("duplicate", {"duplicate"})):
             predicted, actual = got in positive, want in positive

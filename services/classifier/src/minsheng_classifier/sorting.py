@@ -73,9 +73,9 @@ class Sorter:
             contact = event.personal.phone or event.personal.wechat_openid
             person = person_key(self._person_secret, contact) if contact else None
             village = self._village(body.location.village)
-            placement = await self.index.place(
-                event.suggestion_id, self.index.fingerprint(text, unit.unit, village, person), body.submitted_at
-            )
+            place_unit = unit.unit if unit.source in ("location", "text") else None  # where it is, not who answers
+            fingerprint = self.index.comparer.fingerprint(text, place_unit, village, person, prediction.category)
+            placement = await self.index.place(event.suggestion_id, fingerprint, body.submitted_at)
             extra |= {"cluster_id": placement.cluster_id, "duplicate_of": placement.duplicate_of}
         return SuggestionClassified(
             # the same suggestion and model always give the same event id, so subscribers can drop repeats
