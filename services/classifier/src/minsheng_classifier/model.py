@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
 from minsheng_classifier.text import normalise
@@ -32,14 +33,25 @@ class ModelUnavailable(Exception):
     """The model folder is missing, incomplete or corrupt."""
 
 
+def normalise_all(texts: list[str]) -> list[str]:
+    """The pipeline's first step: every text normalised once (simplified characters, half-width, bounded length)."""
+    return [normalise(t) for t in texts]
+
+
+def _presegmented(text: str) -> bool:
+    # Word-segmented corpora put a space between most words; people put one now and then between phrases.
+    return text.count(" ") >= 0.6 * max(1, len(_SPACES.sub("", text)) / 2)
+
+
 def words(text: str) -> list[str]:
-    """Word tokens by jieba on normalised text; pre-segmented text (space separated) keeps its segmentation."""
-    return [w for w in jieba.lcut(normalise(text)) if w.strip()]
+    """Word tokens of normalised text: jieba, or the given segmentation when the text comes segmented."""
+    tokens = text.split() if _presegmented(text) else jieba.lcut(text)
+    return [w for w in tokens if w.strip()]
 
 
 def chars(text: str) -> str:
     """Normalised text without whitespace, for character n-grams that survive typos and unknown words."""
-    return _SPACES.sub("", normalise(text))
+    return _SPACES.sub("", text)
 
 
 def build_pipeline(seed: int = 0) -> Pipeline:
@@ -56,7 +68,9 @@ def build_pipeline(seed: int = 0) -> Pipeline:
         ]
     )
     classifier = CalibratedClassifierCV(LinearSVC(C=0.5, class_weight="balanced", random_state=seed), cv=5, method="sigmoid")
-    return Pipeline([("features", features), ("classifier", classifier)])
+    return Pipeline(
+        [("normalise", FunctionTransformer(normalise_all)), ("features", features), ("classifier", classifier)]
+    )
 
 
 @dataclass(frozen=True)
