@@ -91,6 +91,7 @@ class System:
 async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_path: Path) -> AsyncIterator[System]:
     """Start classifier, store and intake-web with their lifespans; clients on .web, .store, .classifier."""
     from asgi_lifespan import LifespanManager
+
     from minsheng_classifier.app import create_app as classifier_app
     from minsheng_intake_web.app import create_app as web_app
     from minsheng_store.app import create_app as store_app

@@ -9,9 +9,9 @@ import shutil
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+
 from minsheng_classifier.app import create_app as classifier_app
 from minsheng_classifier.shipped import train_from
-
 from tests.helpers import Spy, eventually
 
 pytestmark = pytest.mark.integration

@@ -48,7 +48,7 @@ async def test_submission_is_stored_classified_and_visible_to_staff(system):
     assert [item["suggestion_id"] for item in page["items"]] == [receipt["suggestion_id"]]
     assert "13812345678" not in json.dumps(page, ensure_ascii=False)
     one = await system.store.get(f"/api/v1/suggestions/{receipt['suggestion_id']}", headers=system.staff_headers)
-    assert one.json()["classification"]["model_version"].startswith("tfidf-svm-")
+    assert one.json()["classification"]["model_version"].startswith("linear-")
     counts = (await system.store.get("/api/v1/reports/counts", headers=system.staff_headers)).json()
     assert counts["rows"] == [{"category": "road_traffic", "channel": "web", "count": 1}]
 
@@ -171,6 +171,7 @@ async def test_outside_the_window_collection_is_closed(system):
 
     import httpx
     from asgi_lifespan import LifespanManager
+
     from minsheng_intake_web.app import create_app
 
     closed = system.web_settings.model_copy(update={"campaign_opens_on": None, "campaign_closes_on": None})

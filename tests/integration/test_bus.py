@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import aio_pika
 import pytest
+
 from minsheng_core.bus import (
     Consumer,
     InvalidMessage,
@@ -18,7 +19,6 @@ from minsheng_core.events import Channel, SuggestionContent, SuggestionReceived
 from minsheng_core.parking import list_parked, replay
 from minsheng_core.settings import DEFAULT_TOPOLOGY_FILE
 from minsheng_core.topology import EVENTS_EXCHANGE, Topology
-
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration

@@ -3,9 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import AsyncMongoClient
+
 from minsheng_classifier.clusters import ClusterIndex
 from minsheng_classifier.similarity import Comparer
-from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2019, 10, 20, tzinfo=UTC)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 
 import pytest
+
 from minsheng_core.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import AsyncMongoClient
+
 from minsheng_core.events import (
     Channel,
     Classification,
@@ -14,7 +16,6 @@ from minsheng_core.events import (
     SuggestionReceived,
 )
 from minsheng_store.repository import SuggestionFilter, SuggestionRepository
-from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2019, 10, 20, 2, 0, tzinfo=UTC)

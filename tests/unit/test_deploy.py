@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from minsheng_classifier.settings import ClassifierSettings
 from minsheng_core.paths import REPO_ROOT
 from minsheng_core.settings import DEFAULT_TOPOLOGY_FILE

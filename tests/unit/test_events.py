@@ -3,10 +3,11 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
+
 from minsheng_core.bus import parse_event
 from minsheng_core.events import Channel, Classification, SuggestionClassified, SuggestionContent, SuggestionReceived
 from minsheng_core.schemas import main as schemas_main
-from pydantic import ValidationError
 
 CONTENT = dict(
     channel="wechat",

@@ -3,9 +3,10 @@
 from datetime import UTC, date, datetime
 
 import pytest
+from pydantic import ValidationError
+
 from minsheng_core.campaign import load_campaign
 from minsheng_core.ids import access_code_for, access_code_matches, normalise_tracking_code, suggestion_id_for, tracking_code_for
-from pydantic import ValidationError
 
 SECRET = b"k"
 

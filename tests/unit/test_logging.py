@@ -4,6 +4,7 @@ import json
 import logging
 
 import structlog
+
 from minsheng_core.logging import configure_logging, redact_personal_data
 
 

@@ -1,6 +1,7 @@
 """Responsible unit from location, text, WeChat account and submitter group (the registry in config/)."""
 
 import pytest
+
 from minsheng_classifier.routing import resolve_unit
 from minsheng_core.events import Location, SubmitterGroup
 from minsheng_core.units import load_units

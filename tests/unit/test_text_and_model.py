@@ -6,6 +6,7 @@ import shutil
 import sys
 
 import pytest
+
 from minsheng_classifier import cli
 from minsheng_classifier.model import MODEL_FILE, ModelUnavailable, TextClassifier
 from minsheng_classifier.text import MODEL_MAX_CHARS, has_content, normalise

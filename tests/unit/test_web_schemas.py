@@ -1,9 +1,10 @@
 """Validation of what residents submit on the web (no I/O)."""
 
 import pytest
+from pydantic import ValidationError
+
 from minsheng_core.http import field_errors
 from minsheng_intake_web.schemas import SuggestionCreate
-from pydantic import ValidationError
 
 
 def test_minimal_and_full_submissions_are_accepted():

@@ -9,13 +9,6 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request
-from minsheng_core.bus import Consumer, Publisher, connect
-from minsheng_core.events import BODY_MAX
-from minsheng_core.http import install_common
-from minsheng_core.logging import configure_logging
-from minsheng_core.mongo import mongo_client
-from minsheng_core.topology import Topology
-from minsheng_core.units import load_units
 from pydantic import BaseModel, ConfigDict, Field
 
 from minsheng_classifier.clusters import ClusterIndex
@@ -24,6 +17,13 @@ from minsheng_classifier.model import ModelUnavailable, TextClassifier
 from minsheng_classifier.settings import ClassifierSettings
 from minsheng_classifier.similarity import Comparer
 from minsheng_classifier.sorting import Sorter, event_handler
+from minsheng_core.bus import Consumer, Publisher, connect
+from minsheng_core.events import BODY_MAX
+from minsheng_core.http import install_common
+from minsheng_core.logging import configure_logging
+from minsheng_core.mongo import mongo_client
+from minsheng_core.topology import Topology
+from minsheng_core.units import load_units
 
 log = structlog.get_logger(__name__)
 

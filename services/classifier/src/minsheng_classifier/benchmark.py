@@ -7,13 +7,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from minsheng_core.paths import REPO_ROOT
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from minsheng_classifier.evaluation import CategoryScores, score_categories
-from minsheng_classifier.model import build_pipeline
+from minsheng_classifier.recipes import RECIPES, build_pipeline
+from minsheng_core.paths import REPO_ROOT
 
 TIPDM = REPO_ROOT.parent / "shared" / "data" / "tipdm2020c" / "messages.csv"
 
@@ -51,15 +51,16 @@ def _run(name: str, pipeline: Pipeline, data: tuple[list[str], list[str], list[s
     return Run(name, score_categories(test_y, predicted), trained, throughput)
 
 
-def run_benchmark(path: Path = TIPDM) -> list[Run]:
-    """Both pipelines on the same split in the same process."""
+def run_benchmark(path: Path = TIPDM, recipes: tuple[str, ...] = RECIPES) -> list[Run]:
+    """The baseline and each of our recipes on the same split in the same process."""
     data = load_split(path)
-    return [_run("TF-IDF + LinearSVC (baseline)", baseline_pipeline(), data), _run("minsheng", build_pipeline(), data)]
+    runs = [_run("TF-IDF + LinearSVC (baseline)", baseline_pipeline(), data)]
+    return runs + [_run(f"minsheng {recipe}", build_pipeline(recipe), data) for recipe in recipes]
 
 
 def report(runs: list[Run]) -> str:
-    """A markdown table of both runs and the per-class F1, with our throughput as a ratio to the baseline's."""
-    baseline, ours = runs
+    """A markdown table of the runs and the per-class F1, with each throughput as a ratio to the baseline's."""
+    baseline, ours = runs[0], runs[1:]
     lines = [
         "| model | accuracy | macro-F1 | train s | texts/s | throughput ratio |",
         "|---|---|---|---|---|---|",
@@ -70,7 +71,7 @@ def report(runs: list[Run]) -> str:
             f"| {run.name} | {run.scores.accuracy:.4f} | {run.scores.macro_f1:.4f} | {run.train_seconds:.1f} "
             f"| {run.texts_per_second:,.0f} | {ratio:.2f} |"
         )
-    lines += ["", "| class | baseline F1 | minsheng F1 |", "|---|---|---|"]
-    for label, f1 in ours.scores.per_class_f1.items():
-        lines.append(f"| {label} | {baseline.scores.per_class_f1[label]:.4f} | {f1:.4f} |")
+    lines += ["", "| class | " + " | ".join(r.name for r in runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    for label in baseline.scores.per_class_f1:
+        lines.append(f"| {label} | " + " | ".join(f"{r.scores.per_class_f1[label]:.4f}" for r in [baseline, *ours]) + " |")
     return "\n".join(lines)

@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from minsheng_core.units import DEFAULT_UNITS_FILE, load_units
-
 from minsheng_classifier.benchmark import TIPDM, report, run_benchmark
 from minsheng_classifier.corpus import CAMPAIGN_CORPUS, load_examples
 from minsheng_classifier.evaluation import (
@@ -20,13 +18,15 @@ from minsheng_classifier.evaluation import (
     score_units,
 )
 from minsheng_classifier.model import ModelUnavailable, TextClassifier
+from minsheng_classifier.recipes import RECIPES
 from minsheng_classifier.settings import DEFAULT_MODEL_DIR
 from minsheng_classifier.shipped import campaign_model, train_from
 from minsheng_classifier.similarity import Comparer
+from minsheng_core.units import DEFAULT_UNITS_FILE, load_units
 
 
 def _train(args: argparse.Namespace) -> int:
-    model = train_from(args.data, args.model, seed=args.seed)
+    model = train_from(args.data, args.model, seed=args.seed, recipe=args.recipe)
     print(json.dumps(model.meta, ensure_ascii=False))
     return 0
 
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--data", type=Path, required=True, action="append", help="JSON-lines file or folder; repeatable")
     train.add_argument("--model", type=Path, required=True, help="folder to write the model to")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--recipe", choices=RECIPES, default="linear", help="linear (seconds) or stacked (minutes)")
     train.set_defaults(run=_train)
     ship = sub.add_parser("ship", help="build the campaign model the service ships, if missing or stale")
     ship.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from minsheng_core.events import Location, SubmitterGroup
-from minsheng_core.paths import REPO_ROOT
-from minsheng_core.units import UnitRegistry
 from sklearn.metrics import accuracy_score, f1_score
 
 from minsheng_classifier.model import TextClassifier
 from minsheng_classifier.routing import resolve_unit
 from minsheng_classifier.similarity import Comparer, Fingerprint
+from minsheng_core.events import Location, SubmitterGroup
+from minsheng_core.paths import REPO_ROOT
+from minsheng_core.units import UnitRegistry
 
 EVALUATION_DIR = REPO_ROOT / "services" / "classifier" / "evaluation"
 

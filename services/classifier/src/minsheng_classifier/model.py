@@ -1,76 +1,27 @@
-"""A trainable Chinese text classifier: jieba words and character n-grams, linear model, calibrated confidence."""
+"""A trained classifier with the metadata that says what it learnt from, saved and loaded with a checksum."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import jieba
 import joblib
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.preprocessing import FunctionTransformer
-from sklearn.svm import LinearSVC
+from sklearn.pipeline import Pipeline
 
-from minsheng_classifier.text import normalise
+from minsheng_classifier.recipes import build_pipeline
 
-jieba.setLogLevel(logging.WARNING)
 MODEL_FILE = "model.joblib"
 META_FILE = "model.json"
-_SPACES = re.compile(r"\s+")
 
 
 class ModelUnavailable(Exception):
     """The model folder is missing, incomplete or corrupt."""
-
-
-def normalise_all(texts: list[str]) -> list[str]:
-    """The pipeline's first step: every text normalised once (simplified characters, half-width, bounded length)."""
-    return [normalise(t) for t in texts]
-
-
-def _presegmented(text: str) -> bool:
-    # Word-segmented corpora put a space between most words; people put one now and then between phrases.
-    return text.count(" ") >= 0.6 * max(1, len(_SPACES.sub("", text)) / 2)
-
-
-def words(text: str) -> list[str]:
-    """Word tokens of normalised text: jieba, or the given segmentation when the text comes segmented."""
-    tokens = text.split() if _presegmented(text) else jieba.lcut(text)
-    return [w for w in tokens if w.strip()]
-
-
-def chars(text: str) -> str:
-    """Normalised text without whitespace, for character n-grams that survive typos and unknown words."""
-    return _SPACES.sub("", text)
-
-
-def build_pipeline(seed: int = 0) -> Pipeline:
-    """The feature union and the calibrated linear classifier."""
-    features = FeatureUnion(
-        [
-            (
-                "words",
-                TfidfVectorizer(
-                    tokenizer=words, token_pattern=None, lowercase=True, ngram_range=(1, 2), sublinear_tf=True, min_df=1
-                ),
-            ),
-            ("chars", TfidfVectorizer(preprocessor=chars, analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1)),
-        ]
-    )
-    classifier = CalibratedClassifierCV(LinearSVC(C=0.5, class_weight="balanced", random_state=seed), cv=5, method="sigmoid")
-    return Pipeline(
-        [("normalise", FunctionTransformer(normalise_all)), ("features", features), ("classifier", classifier)]
-    )
 
 
 @dataclass(frozen=True)
@@ -95,12 +46,15 @@ class TextClassifier:
         return list(self.meta["categories"])
 
     @classmethod
-    def train(cls, texts: list[str], labels: list[str], data_checksum: str, seed: int = 0) -> TextClassifier:
-        """Fit on the examples; the version names the data it came from."""
+    def train(
+        cls, texts: list[str], labels: list[str], data_checksum: str, seed: int = 0, recipe: str = "linear"
+    ) -> TextClassifier:
+        """Fit on the examples; the version names the recipe and the data it came from."""
         started = datetime.now(UTC)
-        pipeline = build_pipeline(seed).fit(texts, labels)
+        pipeline = build_pipeline(recipe, seed).fit(texts, labels)
         meta = {
-            "version": f"tfidf-svm-{data_checksum[:12]}",
+            "version": f"{recipe}-{data_checksum[:12]}",
+            "recipe": recipe,
             "data_sha256": data_checksum,
             "examples": len(texts),
             "categories": sorted(set(labels)),

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from minsheng_core.paths import VAR_DIR
-from minsheng_core.settings import ServiceSettings
-from minsheng_core.units import DEFAULT_UNITS_FILE
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from minsheng_classifier.corpus import CAMPAIGN_CORPUS
+from minsheng_core.paths import VAR_DIR
+from minsheng_core.settings import ServiceSettings
+from minsheng_core.units import DEFAULT_UNITS_FILE
 
 DEFAULT_MODEL_DIR = VAR_DIR / "models" / "campaign"
 

@@ -20,10 +20,11 @@ def data_checksum(sources: list[Path]) -> str:
     return hashlib.sha256("".join(checksum(s) for s in sources).encode()).hexdigest()
 
 
-def train_from(sources: list[Path], model_dir: Path, seed: int = 0) -> TextClassifier:
+def train_from(sources: list[Path], model_dir: Path, seed: int = 0, recipe: str = "linear") -> TextClassifier:
     """Train on corpus files or folders (e.g. the campaign corpus plus staff corrections) and save the model."""
     examples = [e for source in sources for e in load_examples(source)]
-    model = TextClassifier.train([e.text for e in examples], [e.label for e in examples], data_checksum(sources), seed)
+    texts, labels = [e.text for e in examples], [e.label for e in examples]
+    model = TextClassifier.train(texts, labels, data_checksum(sources), seed, recipe)
     model.meta["sources"] = {source.name: checksum(source) for source in sources}
     model.save(model_dir)
     return model

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from minsheng_classifier.clusters import ClusterIndex
+from minsheng_classifier.model import Prediction, TextClassifier
+from minsheng_classifier.routing import resolve_unit
+from minsheng_classifier.text import has_content, normalise
 from minsheng_core.bus import InvalidMessage, Publisher
 from minsheng_core.campaign import Campaign
 from minsheng_core.events import AnyEvent, Classification, SuggestionClassified, SuggestionReceived, full_text, utc_now
 from minsheng_core.ids import person_key
 from minsheng_core.units import UnitRegistry
-
-from minsheng_classifier.clusters import ClusterIndex
-from minsheng_classifier.model import Prediction, TextClassifier
-from minsheng_classifier.routing import resolve_unit
-from minsheng_classifier.text import has_content, normalise
 
 _EVENT_NAMESPACE = uuid.UUID("0b6f2a8e-8c43-4d7e-9a55-1f0f5c2d9e11")
 NOTHING_TO_CLASSIFY = Prediction("other", 0.0)

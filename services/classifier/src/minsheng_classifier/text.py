@@ -19,8 +19,9 @@ def _to_simplified() -> opencc.OpenCC:
 
 
 def normalise(text: str) -> str:
-    """NFKC (full-width letters and digits to half-width), traditional to simplified, truncated for the model."""
-    text = unicodedata.normalize("NFKC", text or "")[:MODEL_MAX_CHARS]
+    """NFKC (full-width letters and digits to half-width), traditional to simplified, truncated for the model.
+    Ideographic spaces (paragraph indents, the gap after a title) become line breaks, as paragraphs."""
+    text = unicodedata.normalize("NFKC", (text or "").replace("\u3000", "\n"))[:MODEL_MAX_CHARS]
     return _to_simplified().convert(text).strip()
 
 

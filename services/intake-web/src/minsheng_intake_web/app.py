@@ -14,6 +14,8 @@ import structlog
 from fastapi import FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
 from minsheng_core.bus import Publisher, connect
 from minsheng_core.events import SubmitterGroup
 from minsheng_core.http import field_errors, install_common
@@ -22,8 +24,6 @@ from minsheng_core.logging import configure_logging
 from minsheng_core.mongo import mongo_client
 from minsheng_core.outbox import Outbox, SubmissionKeyConflict
 from minsheng_core.topology import Topology
-from pydantic import ValidationError
-
 from minsheng_intake_web.schemas import SuggestionAcceptedRead, SuggestionCreate, SuggestionStatusRead
 from minsheng_intake_web.settings import WebSettings
 from minsheng_intake_web.submissions import CollectionClosed, Receipt, WebIntake

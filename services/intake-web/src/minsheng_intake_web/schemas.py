@@ -6,8 +6,9 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from minsheng_core.events import BODY_MAX, TITLE_MAX, Location, SubmitterGroup
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from minsheng_core.events import BODY_MAX, TITLE_MAX, Location, SubmitterGroup
 
 PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{9,11})$"  # mobile, or landline with its area code
 

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from minsheng_core.paths import VAR_DIR
-from minsheng_core.settings import ServiceSettings
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from minsheng_core.paths import VAR_DIR
+from minsheng_core.settings import ServiceSettings
 
 
 class WebSettings(ServiceSettings):

@@ -7,13 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from pymongo.asynchronous.database import AsyncDatabase
+
 from minsheng_core.bus import Publisher
 from minsheng_core.campaign import Campaign
 from minsheng_core.events import Channel, PersonalData, SuggestionContent, SuggestionReceived
 from minsheng_core.ids import access_code_for, access_code_matches, suggestion_id_for, tracking_code_for
 from minsheng_core.outbox import Outbox
-from pymongo.asynchronous.database import AsyncDatabase
-
 from minsheng_intake_web.schemas import SuggestionCreate, SuggestionStatusRead
 
 STATUS_TEXT = {

@@ -13,6 +13,7 @@ import structlog
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from minsheng_core.bus import Consumer, Publisher, PublishFailed, connect
 from minsheng_core.events import AnyEvent, Channel, Correction, SuggestionCorrected, SuggestionReceived, utc_now
 from minsheng_core.http import install_common
@@ -20,7 +21,6 @@ from minsheng_core.logging import configure_logging
 from minsheng_core.mongo import mongo_client
 from minsheng_core.topology import Topology
 from minsheng_core.units import load_units
-
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
 from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SuggestionPage, SuggestionRead
 from minsheng_store.settings import StoreSettings

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from minsheng_core.events import SuggestionClassified, SuggestionCorrected, SuggestionReceived, full_text
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+from minsheng_core.events import SuggestionClassified, SuggestionCorrected, SuggestionReceived, full_text
 
 # Status of a suggestion document. "pending": only its classification has arrived so far.
 PENDING, RECEIVED, CLASSIFIED = "pending", "received", "classified"

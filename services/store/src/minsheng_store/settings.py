@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from minsheng_core.settings import ServiceSettings
-from minsheng_core.units import DEFAULT_UNITS_FILE
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from minsheng_core.settings import ServiceSettings
+from minsheng_core.units import DEFAULT_UNITS_FILE
 
 
 class StoreSettings(ServiceSettings):
