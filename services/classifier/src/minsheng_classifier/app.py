@@ -17,12 +17,11 @@ from minsheng_classifier.model import ModelUnavailable, TextClassifier
 from minsheng_classifier.settings import ClassifierSettings
 from minsheng_classifier.similarity import Comparer
 from minsheng_classifier.sorting import Sorter, event_handler
-from minsheng_core.bus import Consumer, Publisher, connect
+from minsheng_core.bus import Consumer, Publisher
 from minsheng_core.events import BODY_MAX
 from minsheng_core.http import install_common
+from minsheng_core.lifecycle import background, open_infrastructure
 from minsheng_core.logging import configure_logging
-from minsheng_core.mongo import mongo_client
-from minsheng_core.topology import Topology
 from minsheng_core.units import load_units
 
 log = structlog.get_logger(__name__)
@@ -68,42 +67,23 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             log.error("classifier_cannot_start", reason=str(exc))
             raise RuntimeError(f"classifier cannot start: {exc}") from None
         units = load_units(settings.units_file)
-        mongo = mongo_client(settings.mongo_url.get_secret_value())
         corpus = [e.text for e in load_examples(settings.corpus_dir)]
-        comparer = Comparer(units.unit_names(), units.place_names(), corpus)
-        index = ClusterIndex(mongo[settings.mongo_database].classifier_fingerprints, comparer)
-        sorter = Sorter(
-            model,
-            settings.campaign,
-            units,
-            settings.review_threshold,
-            index,
-            settings.person_key_secret.get_secret_value().encode(),
-        )
-        app.state.sorter = sorter
-        connection = consumer = watcher = None
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            mongo, connection = await open_infrastructure(stack, settings, "classifier")
+            comparer = Comparer(units.unit_names(), units.place_names(), corpus)
+            index = ClusterIndex(mongo[settings.mongo_database].classifier_fingerprints, comparer)
             await index.ensure_indexes()
-            connection = await connect(settings.amqp_url.get_secret_value(), "classifier")
-            await Topology.load(settings.topology_file).declare(connection)
+            person_secret = settings.person_key_secret.get_secret_value().encode()
+            sorter = Sorter(model, settings.campaign, units, settings.review_threshold, index, person_secret)
             publisher = Publisher(connection)
             await publisher.start()
             consumer = Consumer(connection, settings.queue, event_handler(sorter, publisher), prefetch=settings.prefetch)
             await consumer.start()
-            app.state.connection, app.state.mongo = connection, mongo
-            watcher = asyncio.create_task(watch_model(sorter, settings.model_dir, settings.model_reload_seconds))
+            stack.push_async_callback(consumer.stop)
+            await stack.enter_async_context(background(watch_model(sorter, settings.model_dir, settings.model_reload_seconds)))
+            app.state.sorter, app.state.connection, app.state.mongo = sorter, connection, mongo
             log.info("classifier_started", model_version=model.version)
             yield
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            if consumer is not None:
-                await consumer.stop()
-            if connection is not None:
-                await connection.close()
-            await mongo.close()
 
     app = FastAPI(title="Minsheng classifier", version="1", lifespan=lifespan)
     install_common(app)

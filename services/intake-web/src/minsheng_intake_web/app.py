@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -16,14 +15,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from minsheng_core.bus import Publisher, connect
+from minsheng_core.bus import Publisher
 from minsheng_core.events import SubmitterGroup
 from minsheng_core.http import field_errors, install_common
 from minsheng_core.ids import normalise_tracking_code
+from minsheng_core.lifecycle import background, open_infrastructure
 from minsheng_core.logging import configure_logging
-from minsheng_core.mongo import mongo_client
 from minsheng_core.outbox import Outbox, SubmissionKeyConflict
-from minsheng_core.topology import Topology
 from minsheng_intake_web.schemas import SuggestionAcceptedRead, SuggestionCreate, SuggestionStatusRead
 from minsheng_intake_web.settings import WebSettings
 from minsheng_intake_web.submissions import CollectionClosed, Receipt, WebIntake
@@ -51,33 +49,19 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        outbox = Outbox(settings.outbox_path)
-        await outbox.open()
-        mongo = mongo_client(settings.mongo_url.get_secret_value())
-        connection = None
-        drainer = None
-        try:
-            connection = await connect(settings.amqp_url.get_secret_value(), "intake-web")
-            await Topology.load(settings.topology_file).declare(connection)
+        async with contextlib.AsyncExitStack() as stack:
+            outbox = Outbox(settings.outbox_path)
+            await outbox.open()
+            stack.push_async_callback(outbox.close)
+            mongo, connection = await open_infrastructure(stack, settings, "intake-web")
             publisher = Publisher(connection, timeout=settings.publish_timeout_seconds)
             await publisher.start()
-            app.state.intake = WebIntake(
-                campaign, settings.secret_key.get_secret_value().encode(), outbox, publisher, mongo[settings.mongo_database]
-            )
-            app.state.connection = connection
-            app.state.mongo = mongo
-            drainer = asyncio.create_task(outbox.run_drainer(publisher, settings.drain_interval_seconds))
+            secret = settings.secret_key.get_secret_value().encode()
+            app.state.intake = WebIntake(campaign, secret, outbox, publisher, mongo[settings.mongo_database])
+            app.state.connection, app.state.mongo = connection, mongo
+            await stack.enter_async_context(background(outbox.run_drainer(publisher, settings.drain_interval_seconds)))
             log.info("intake_web_started", campaign=campaign.code)
             yield
-        finally:
-            if drainer is not None:
-                drainer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await drainer
-            if connection is not None:
-                await connection.close()
-            await mongo.close()
-            await outbox.close()
 
     app = FastAPI(title="Minsheng intake-web", version="1", lifespan=lifespan)
 

@@ -14,12 +14,11 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from minsheng_core.bus import Consumer, Publisher, PublishFailed, connect
+from minsheng_core.bus import Consumer, Publisher, PublishFailed
 from minsheng_core.events import AnyEvent, Channel, Correction, SuggestionCorrected, SuggestionReceived, utc_now
 from minsheng_core.http import install_common
+from minsheng_core.lifecycle import open_infrastructure
 from minsheng_core.logging import configure_logging
-from minsheng_core.mongo import mongo_client
-from minsheng_core.topology import Topology
 from minsheng_core.units import load_units
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
 from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SuggestionPage, SuggestionRead
@@ -45,14 +44,10 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo = mongo_client(settings.mongo_url.get_secret_value())
-        connection = None
-        consumer = None
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            mongo, connection = await open_infrastructure(stack, settings, "store")
             repo = SuggestionRepository(mongo[settings.mongo_database])
             await repo.ensure_indexes()
-            connection = await connect(settings.amqp_url.get_secret_value(), "store")
-            await Topology.load(settings.topology_file).declare(connection)
 
             async def handle(event: AnyEvent) -> None:
                 if isinstance(event, SuggestionReceived):
@@ -65,16 +60,11 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
             consumer = Consumer(connection, settings.queue, handle, prefetch=settings.prefetch)
             await consumer.start()
+            stack.push_async_callback(consumer.stop)
             publisher = Publisher(connection)
             await publisher.start()
             app.state.repo, app.state.mongo, app.state.connection, app.state.publisher = repo, mongo, connection, publisher
             yield
-        finally:
-            if consumer is not None:
-                await consumer.stop()
-            if connection is not None:
-                await connection.close()
-            await mongo.close()
 
     app = FastAPI(title="Minsheng store (staff API)", version="1", lifespan=lifespan)
 
