@@ -16,6 +16,7 @@ def test_normalise_simplifies_traditional_and_full_width_and_truncates():
     assert normalise("希望儘快修復這條馬路") == "希望尽快修复这条马路"
     assert normalise("ＡＢＣ１２３") == "ABC123"
     assert len(normalise("路" * (MODEL_MAX_CHARS + 50))) == MODEL_MAX_CHARS
+    assert normalise("占道施工\u3000西湖建筑_x000D_集团") == "占道施工\n西湖建筑\n集团"
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,10 @@ def _to_simplified() -> opencc.OpenCC:
 
 def normalise(text: str) -> str:
     """NFKC (full-width letters and digits to half-width), traditional to simplified, truncated for the model.
-    Ideographic spaces (paragraph indents, the gap after a title) become line breaks, as paragraphs."""
-    text = unicodedata.normalize("NFKC", (text or "").replace("\u3000", "\n"))[:MODEL_MAX_CHARS]
+    Ideographic spaces (paragraph indents, the gap after a title) and the _x000D_ that spreadsheets leave for a
+    carriage return become line breaks."""
+    text = (text or "").replace("\u3000", "\n").replace("_x000D_", "\n")
+    text = unicodedata.normalize("NFKC", text)[:MODEL_MAX_CHARS]
     return _to_simplified().convert(text).strip()
 
 
