@@ -30,4 +30,4 @@ def test_each_recipe_learns_and_gives_probabilities(recipe):
     probabilities = pipeline.predict_proba(["村里到镇上的土路希望硬化", "小区物业费太贵，物业服务差"])
     assert probabilities.shape == (2, len({e.label for e in examples}))
     assert abs(probabilities.sum(axis=1) - 1).max() < 1e-6
-    assert list(pipeline.predict(["村里到镇上的土路希望硬化"])) == ["road_traffic"]
+    assert list(pipeline.predict(["村村通公路坑太多了，希望重新铺设"])) == ["road_traffic"]
