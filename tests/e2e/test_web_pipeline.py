@@ -194,7 +194,11 @@ async def test_outside_the_window_collection_is_closed(system):
 async def test_health_and_readiness(system):
     for client in (system.web, system.store, system.classifier):
         assert (await client.get("/healthz")).json() == {"status": "ok"}
-        assert (await client.get("/readyz")).status_code == 200
+
+        async def ready(client=client):
+            return (await client.get("/readyz")).status_code == 200
+
+        await eventually(ready)  # intake-web connects to the broker in the background
 
 
 async def test_staff_api_requires_a_token(system):

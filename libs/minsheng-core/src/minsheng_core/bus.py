@@ -70,14 +70,21 @@ def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> a
 class Publisher:
     """Publishes events to the topic exchange; returns only once the broker has confirmed them."""
 
-    def __init__(self, connection: AbstractRobustConnection, timeout: float = 5.0) -> None:
+    def __init__(self, connection: AbstractRobustConnection | None, timeout: float = 5.0) -> None:
         self._connection = connection
         self._timeout = timeout
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
     async def start(self) -> None:
+        if self._connection is None:
+            raise PublishFailed("no broker connection yet")
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+
+    async def attach(self, connection: AbstractRobustConnection) -> None:
+        """Start publishing on a connection that came up after the publisher was created."""
+        self._connection = connection
+        await self.start()
 
     async def publish(self, event: AnyEvent) -> None:
         """Publish mandatory and persistent; raise PublishFailed unless the broker confirmed it."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import structlog
+from aio_pika.abc import AbstractRobustConnection
 from fastapi import FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
@@ -19,7 +20,7 @@ from minsheng_core.bus import Publisher
 from minsheng_core.events import SubmitterGroup
 from minsheng_core.http import field_errors, install_common
 from minsheng_core.ids import normalise_tracking_code
-from minsheng_core.lifecycle import background, open_infrastructure
+from minsheng_core.lifecycle import background, broker_when_possible, open_database
 from minsheng_core.logging import configure_logging
 from minsheng_core.outbox import Outbox, SubmissionKeyConflict
 from minsheng_intake_web.schemas import SuggestionAcceptedRead, SuggestionCreate, SuggestionStatusRead
@@ -53,12 +54,18 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             outbox = Outbox(settings.outbox_path)
             await outbox.open()
             stack.push_async_callback(outbox.close)
-            mongo, connection = await open_infrastructure(stack, settings, "intake-web")
-            publisher = Publisher(connection, timeout=settings.publish_timeout_seconds)
-            await publisher.start()
+            mongo = open_database(stack, settings)
+            # Submissions are accepted into the outbox from the start; they are published once the broker is there.
+            publisher = Publisher(None, timeout=settings.publish_timeout_seconds)
             secret = settings.secret_key.get_secret_value().encode()
             app.state.intake = WebIntake(campaign, secret, outbox, publisher, mongo[settings.mongo_database])
-            app.state.connection, app.state.mongo = connection, mongo
+            app.state.connection, app.state.mongo = None, mongo
+
+            async def connected(connection: AbstractRobustConnection) -> None:
+                await publisher.attach(connection)
+                app.state.connection = connection
+
+            await stack.enter_async_context(background(broker_when_possible(stack, settings, "intake-web", connected)))
             await stack.enter_async_context(background(outbox.run_drainer(publisher, settings.drain_interval_seconds)))
             log.info("intake_web_started", campaign=campaign.code)
             yield
