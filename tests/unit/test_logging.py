@@ -14,6 +14,8 @@ def test_redaction_drops_personal_fields_and_masks_phone_numbers():
     )
     assert out["phone"] == "[redacted]" and out["text"] == "[redacted]"
     assert out["note"] == "call 138****5678 back"
+    request_id = "03c325170622414291b9da549d568802"
+    assert redact_personal_data(None, "info", {"request_id": request_id})["request_id"] == request_id
 
 
 def test_json_logs_carry_bound_ids_and_no_phone(capsys):

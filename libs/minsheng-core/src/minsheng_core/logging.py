@@ -25,7 +25,7 @@ def redact_personal_data(_logger: Any, _method: str, event_dict: dict[str, Any])
     for key in list(event_dict):
         if key in _REDACTED_KEYS:
             event_dict[key] = "[redacted]"
-        else:
+        elif not key.endswith("_id"):  # ids are hex or uuids: digits in them are no phone number
             event_dict[key] = _mask(event_dict[key])
     return event_dict
 
