@@ -48,6 +48,12 @@ async def broker(amqp_url):
     await connection.close()
 
 
+async def publish(connection, event) -> None:
+    publisher = Publisher(connection)
+    await publisher.start()
+    await publisher.publish(event)
+
+
 async def publish_raw(connection, body: bytes, routing_key: str = "suggestion.received.web") -> None:
     async with connection.channel(publisher_confirms=True) as channel:
         exchange = await channel.get_exchange(EVENTS_EXCHANGE)
@@ -77,9 +83,7 @@ async def test_unroutable_publish_fails_loudly(amqp_url):
 
 
 async def test_publish_is_confirmed_persistent_and_routed(broker):
-    publisher = Publisher(broker)
-    await publisher.start()
-    await publisher.publish(received())
+    await publish(broker, received())
     async with broker.channel() as channel:
         queue = await channel.get_queue(QUEUE)
         message = await queue.get()
@@ -118,9 +122,7 @@ async def test_handler_rejection_is_parked_and_replay_brings_it_back(broker):
     consumer = Consumer(broker, QUEUE, handler)
     await consumer.start()
     try:
-        publisher = Publisher(broker)
-        await publisher.start()
-        await publisher.publish(received(7))
+        await publish(broker, received(7))
         parked = await parked_messages(broker)
         assert parked[0].reason == "invalid: unknown campaign"
         assert parked[0].routing_key == "suggestion.received.web"
@@ -143,9 +145,7 @@ async def test_infrastructure_error_is_retried_later_then_succeeds(broker):
     consumer = Consumer(broker, QUEUE, handler)
     await consumer.start()
     try:
-        publisher = Publisher(broker)
-        await publisher.start()
-        await publisher.publish(received(3))
+        await publish(broker, received(3))
         await eventually(lambda: _async(len(attempts) == 2), timeout=30)
         assert attempts == ["s-3", "s-3"]
         assert await list_parked(broker, QUEUE) == []
@@ -160,9 +160,7 @@ async def test_retries_are_bounded(broker):
     consumer = Consumer(broker, QUEUE, handler, max_retries=0)
     await consumer.start()
     try:
-        publisher = Publisher(broker)
-        await publisher.start()
-        await publisher.publish(received(4))
+        await publish(broker, received(4))
         parked = await parked_messages(broker)
         assert parked[0].reason == "gave up after 0 retries: ConnectionError"
     finally:
@@ -171,9 +169,7 @@ async def test_retries_are_bounded(broker):
 
 async def test_crash_loop_is_dead_lettered_by_the_broker_after_the_delivery_limit(broker):
     """A consumer that dies before settling (a poison message that crashes it) cannot loop forever."""
-    publisher = Publisher(broker)
-    await publisher.start()
-    await publisher.publish(received(5))
+    await publish(broker, received(5))
     deliveries = 0
     async with broker.channel() as channel:
         queue = await channel.get_queue(QUEUE)

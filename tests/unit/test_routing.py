@@ -18,6 +18,12 @@ def test_location_given_decides_first_even_against_text_and_account():
     assert (decision.unit, decision.source) == ("shuangtashan", "location")
 
 
+def test_villages_typed_in_any_form_have_one_name():
+    assert UNITS.canonical_place("西山") == "西山村"
+    assert UNITS.canonical_place(" 不在册村 ") == "不在册村"
+    assert UNITS.canonical_place("") is None
+
+
 def test_a_village_alone_and_an_alias_resolve_to_its_unit():
     assert resolve(village="大贵口村").unit == "shuangtashan"
     assert resolve(town="双塔山", village="老虎沟").unit == "shuangtashan"

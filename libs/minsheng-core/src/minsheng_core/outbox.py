@@ -101,11 +101,6 @@ class Outbox:
             row = await rows.fetchone()
         return SuggestionReceived.model_validate_json(row[0]) if row else None
 
-    async def pending_count(self) -> int:
-        async with self.db.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL") as rows:
-            row = await rows.fetchone()
-        return int(row[0]) if row else 0
-
     async def publish(self, publisher: Publisher, suggestion_id: str) -> bool:
         """Try to publish one accepted event now; True once the broker confirmed it."""
         async with self.db.execute(

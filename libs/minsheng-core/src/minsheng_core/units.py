@@ -99,10 +99,6 @@ class UnitRegistry(_Config):
     def unit(self, code: str) -> Unit | None:
         return next((u for u in self.units if u.code == code), None)
 
-    def name_of(self, code: str) -> str:
-        unit = self.unit(code)
-        return unit.name if unit else self.district.name if code == self.district.code else code
-
     def unit_for_group(self, group: SubmitterGroup) -> str | None:
         """The office that collects from this group of submitters (deputies, members, delegates …)."""
         return next((u.code for u in self.units if group in u.submitter_groups), None)
@@ -134,6 +130,13 @@ class UnitRegistry(_Config):
         # Longest names first, so that 东营子村 wins over 东营子 at the same position.
         ordered = sorted(self._names, key=len, reverse=True)
         return re.compile("|".join(re.escape(n) for n in ordered if len(n) >= 2))
+
+    def canonical_place(self, given: str | None) -> str | None:
+        """The registry's name for a village or community typed in any of its forms; unknown names as typed."""
+        if not given or not given.strip():
+            return None
+        matches = [m for m in self.find_places(given) if not m.is_unit_name]
+        return matches[0].canonical if matches else given.strip()
 
     def find_places(self, text: str) -> list[PlaceMatch]:
         """Every unit, village or community name (or alias) in the text, in order of appearance."""

@@ -86,12 +86,8 @@ def score_units(registry: UnitRegistry, records: list[dict[str, Any]]) -> dict[s
 
 def _fingerprint(side: dict[str, Any], registry: UnitRegistry, comparer: Comparer, category: str) -> Fingerprint:
     location = Location(town=side.get("town") or None, village=side.get("village") or None)
-    decision = resolve_unit(registry, location, side["text"])
-    unit = decision.unit if decision.source in ("location", "text") else None
-    village = None
-    if side.get("village"):
-        matches = [m for m in registry.find_places(side["village"]) if not m.is_unit_name]
-        village = matches[0].canonical if matches else side["village"]
+    unit = resolve_unit(registry, location, side["text"]).place_unit
+    village = registry.canonical_place(side.get("village"))
     return comparer.fingerprint(side["text"], unit, village, side.get("person"), category)
 
 

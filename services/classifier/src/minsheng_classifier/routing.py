@@ -17,6 +17,11 @@ class UnitDecision:
     unit: str
     source: UnitSource
 
+    @property
+    def place_unit(self) -> str | None:
+        """The unit when it says where the suggestion is (not merely who answers for it)."""
+        return self.unit if self.source in ("location", "text") else None
+
 
 def _single(codes: set[str]) -> str | None:
     return next(iter(codes)) if len(codes) == 1 else None

@@ -71,9 +71,8 @@ class Sorter:
         if self.index is not None:
             contact = event.personal.phone or event.personal.wechat_openid
             person = person_key(self._person_secret, contact) if contact else None
-            village = self._village(body.location.village)
-            place_unit = unit.unit if unit.source in ("location", "text") else None  # where it is, not who answers
-            fingerprint = self.index.comparer.fingerprint(text, place_unit, village, person, prediction.category)
+            village = self.units.canonical_place(body.location.village)
+            fingerprint = self.index.comparer.fingerprint(text, unit.place_unit, village, person, prediction.category)
             placement = await self.index.place(event.suggestion_id, fingerprint, body.submitted_at)
             extra |= {"cluster_id": placement.cluster_id, "duplicate_of": placement.duplicate_of}
         return SuggestionClassified(
@@ -82,13 +81,6 @@ class Sorter:
             suggestion_id=event.suggestion_id,
             body=self.classification(prediction, version, **extra),
         )
-
-    def _village(self, given: str | None) -> str | None:
-        """The registry's name for a village or community typed in any of its forms."""
-        if not given:
-            return None
-        matches = [m for m in self.units.find_places(given) if not m.is_unit_name]
-        return matches[0].canonical if matches else given.strip()
 
 
 def event_handler(sorter: Sorter, publisher: Publisher):
