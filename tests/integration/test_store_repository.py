@@ -8,9 +8,11 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from minsheng_core.events import (
+    Attachment,
     Channel,
     Classification,
     PersonalData,
+    SuggestionAttachmentAdded,
     SuggestionClassified,
     SuggestionContent,
     SuggestionReceived,
@@ -110,3 +112,44 @@ async def test_filters_match_literally_and_paginate(repo):
         ("urban_management", "web"): 1,
         ("urban_management", "wechat"): 1,
     }
+
+
+def voice(sid: str = "s-v") -> SuggestionReceived:
+    return SuggestionReceived(
+        suggestion_id=sid,
+        occurred_at=NOW,
+        body=SuggestionContent(
+            channel=Channel.WECHAT,
+            channel_ref=f"wx-app:{sid}",
+            account="wx-app",
+            campaign="2020",
+            awaiting="transcription",
+            attachments=[Attachment(kind="voice", channel_ref=f"wx-app:{sid}", media_id="media-1", format="amr")],
+            tracking_code=f"T{sid}"[:11],
+            submitted_at=NOW,
+        ),
+    )
+
+
+async def test_a_voice_without_words_is_kept_awaiting_transcription_with_its_media(repo):
+    repository, db = repo
+    await repository.apply_received(voice())
+    await repository.apply_received(voice())
+    doc = await db.suggestions.find_one({"_id": "s-v"})
+    assert doc["awaiting"] == "transcription" and doc["text"] == "" and doc["account"] == "wx-app"
+    assert [a["media_id"] for a in doc["attachments"]] == ["media-1"]
+
+
+async def test_an_attachment_before_or_after_its_suggestion_is_attached_once(repo):
+    repository, db = repo
+    picture = SuggestionAttachmentAdded(
+        suggestion_id="s-1", body=Attachment(kind="image", channel_ref="wx-app:777", media_id="m-img", url="http://p/1.jpg")
+    )
+    await repository.apply_attachment_added(picture)
+    assert await repository.get("s-1") is None  # nothing to show staff until the suggestion itself is there
+    await repository.apply_received(received())
+    await repository.apply_attachment_added(picture)
+    await repository.apply_received(received())
+    doc = await db.suggestions.find_one({"_id": "s-1"})
+    assert doc["status"] == "received" and doc["text"] == "希望硬化村里的道路"
+    assert [a["channel_ref"] for a in doc["attachments"]] == ["wx-app:777"]

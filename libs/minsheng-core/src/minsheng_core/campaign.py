@@ -68,6 +68,14 @@ class Campaign(BaseModel):
         """Whether suggestions are collected at this instant."""
         return self.opens_at <= at < self.closes_at
 
+    def window_text(self) -> str:
+        """The collection window as residents read it."""
+        return f"{self.opens_on:%Y年%m月%d日}至{self.closes_on:%Y年%m月%d日}"
+
+    def closed_notice(self) -> str:
+        """What a resident is told when they submit outside the window, on any channel."""
+        return f"{self.name}的征集时间为{self.window_text()}，现在不在征集期内，暂不接收建议。"
+
     def category_codes(self) -> list[str]:
         return [c.code for c in self.categories]
 

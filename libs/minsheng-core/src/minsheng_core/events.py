@@ -68,19 +68,40 @@ class PersonalData(_Strict):
     wechat_openid: str | None = Field(default=None, max_length=64)
 
 
+class Attachment(_Strict):
+    """A picture or recording that came with a suggestion, by the channel's reference (never the bytes)."""
+
+    kind: Literal["image", "voice", "recording"]
+    channel_ref: str = Field(min_length=1, max_length=200, description="the channel's id of the message that carried it")
+    media_id: str | None = Field(default=None, max_length=200, description="WeChat MediaId, to fetch the media later")
+    url: str | None = Field(default=None, max_length=1000)
+    format: str | None = Field(default=None, max_length=20)
+
+
 class SuggestionContent(_Strict):
     """What the submitter asked for and where, without personal data."""
 
     channel: Channel
     channel_ref: str = Field(min_length=1, max_length=200, description="the channel's own id of this submission")
+    account: str | None = Field(default=None, max_length=100, description="the channel account it came through, e.g. an appid")
     campaign: str = Field(min_length=1, max_length=50)
     title: str | None = Field(default=None, max_length=TITLE_MAX)
-    text: str = Field(min_length=1, max_length=BODY_MAX)
+    text: str = Field(default="", max_length=BODY_MAX, description="empty only while `awaiting` says what must complete it")
+    awaiting: Literal["transcription", "text"] | None = Field(
+        default=None, description="kept without words yet: a recording to transcribe, or a picture that needs a description"
+    )
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
     location: Location = Field(default_factory=Location)
     submitter_group: SubmitterGroup = SubmitterGroup.RESIDENT
     unit: str | None = Field(default=None, max_length=50, description="unit code, when the channel knows it")
     tracking_code: str = Field(min_length=1, max_length=20)
     submitted_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _has_words_or_says_why_not(self) -> SuggestionContent:
+        if not self.text and self.awaiting is None:
+            raise ValueError("a suggestion without text must say what it is awaiting")
+        return self
 
 
 class Classification(_Strict):
@@ -160,6 +181,21 @@ class SuggestionCorrected(_Event):
         return "suggestion.corrected"
 
 
-AnyEvent = SuggestionReceived | SuggestionClassified | SuggestionCorrected
+class SuggestionAttachmentAdded(_Event):
+    """The submitter sent a picture or recording for a suggestion they made a moment before."""
+
+    event_type: Literal["suggestion.attachment_added"] = "suggestion.attachment_added"
+    body: Attachment
+
+    def routing_key(self) -> str:
+        return "suggestion.attachment_added"
+
+
+AnyEvent = SuggestionReceived | SuggestionClassified | SuggestionCorrected | SuggestionAttachmentAdded
 Event = Annotated[AnyEvent, Field(discriminator="event_type")]
-EVENT_MODELS: tuple[type[_Event], ...] = (SuggestionReceived, SuggestionClassified, SuggestionCorrected)
+EVENT_MODELS: tuple[type[_Event], ...] = (
+    SuggestionReceived,
+    SuggestionClassified,
+    SuggestionCorrected,
+    SuggestionAttachmentAdded,
+)

@@ -10,23 +10,39 @@ from pathlib import Path
 import aiosqlite
 import structlog
 
-from minsheng_core.bus import Publisher, PublishFailed
-from minsheng_core.events import SuggestionReceived
+from minsheng_core.bus import EVENT_ADAPTER, Publisher, PublishFailed
+from minsheng_core.events import AnyEvent, SuggestionReceived
 
 log = structlog.get_logger(__name__)
 
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     submission_key TEXT NOT NULL UNIQUE,
     fingerprint TEXT NOT NULL,
-    suggestion_id TEXT NOT NULL UNIQUE,
-    tracking_code TEXT NOT NULL UNIQUE,
+    suggestion_id TEXT NOT NULL,
+    tracking_code TEXT UNIQUE,
+    sender TEXT,
     event_json TEXT NOT NULL,
     accepted_at TEXT NOT NULL,
     published_at TEXT
 );
+CREATE INDEX IF NOT EXISTS outbox_suggestion ON outbox (suggestion_id);
+CREATE INDEX IF NOT EXISTS outbox_sender ON outbox (sender, seq);
 """
+# Version 1 had one row per suggestion (suggestion_id unique, tracking_code required) and no sender.
+_FROM_V1 = (
+    """
+ALTER TABLE outbox RENAME TO outbox_v1;
+"""
+    + _SCHEMA
+    + """
+INSERT INTO outbox (seq, submission_key, fingerprint, suggestion_id, tracking_code, event_json, accepted_at, published_at)
+    SELECT seq, submission_key, fingerprint, suggestion_id, tracking_code, event_json, accepted_at, published_at FROM outbox_v1;
+DROP TABLE outbox_v1;
+"""
+)
 
 
 class SubmissionKeyConflict(Exception):
@@ -35,12 +51,20 @@ class SubmissionKeyConflict(Exception):
 
 @dataclass(frozen=True)
 class Accepted:
-    """An accepted submission as the outbox holds it."""
+    """An accepted submission as the outbox holds it: the event first accepted under its key."""
 
-    suggestion_id: str
-    tracking_code: str
+    submission_key: str
+    event: AnyEvent
     published: bool
     new: bool
+
+    @property
+    def suggestion_id(self) -> str:
+        return self.event.suggestion_id
+
+    @property
+    def tracking_code(self) -> str | None:
+        return self.event.body.tracking_code if isinstance(self.event, SuggestionReceived) else None
 
 
 class Outbox:
@@ -56,7 +80,12 @@ class Outbox:
         self._db = await aiosqlite.connect(self._path)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
-        await self._db.executescript(_SCHEMA)
+        async with self._db.execute("PRAGMA user_version") as rows:
+            version = (await rows.fetchone())[0]
+        async with self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'") as rows:
+            exists = await rows.fetchone() is not None
+        await self._db.executescript(_FROM_V1 if exists and version < _SCHEMA_VERSION else _SCHEMA)
+        await self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         await self._db.commit()
 
     async def close(self) -> None:
@@ -70,53 +99,68 @@ class Outbox:
             raise RuntimeError("outbox not open")
         return self._db
 
-    async def accept(self, submission_key: str, fingerprint: str, event: SuggestionReceived) -> Accepted:
-        """Store the event durably, or return the earlier acceptance of the same key."""
+    async def accept(self, submission_key: str, fingerprint: str, event: AnyEvent, sender: str | None = None) -> Accepted:
+        """Store the event durably, or return the earlier acceptance of the same key.
+
+        ``sender`` is a keyed hash of who sent it (never the raw id), to find their recent submissions again.
+        """
+        tracking_code = event.body.tracking_code if isinstance(event, SuggestionReceived) else None
         cursor = await self.db.execute(
-            "INSERT OR IGNORE INTO outbox (submission_key, fingerprint, suggestion_id, tracking_code, event_json, accepted_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox"
+            " (submission_key, fingerprint, suggestion_id, tracking_code, sender, event_json, accepted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 submission_key,
                 fingerprint,
                 event.suggestion_id,
-                event.body.tracking_code,
+                tracking_code,
+                sender,
                 event.model_dump_json(),
                 datetime.now(UTC).isoformat(),
             ),
         )
         await self.db.commit()
         if cursor.rowcount == 1:
-            return Accepted(event.suggestion_id, event.body.tracking_code, published=False, new=True)
+            return Accepted(submission_key, event, published=False, new=True)
         async with self.db.execute(
-            "SELECT fingerprint, suggestion_id, tracking_code, published_at FROM outbox WHERE submission_key = ?",
-            (submission_key,),
+            "SELECT fingerprint, event_json, published_at FROM outbox WHERE submission_key = ?", (submission_key,)
         ) as rows:
             row = await rows.fetchone()
         if row is None or row[0] != fingerprint:
             raise SubmissionKeyConflict(submission_key)
-        return Accepted(row[1], row[2], published=row[3] is not None, new=False)
+        return Accepted(submission_key, EVENT_ADAPTER.validate_json(row[1]), published=row[2] is not None, new=False)
+
+    async def latest_suggestion_from(self, sender: str, since: datetime) -> SuggestionReceived | None:
+        """The sender's most recent suggestion accepted here at or after ``since``."""
+        async with self.db.execute(
+            "SELECT event_json FROM outbox WHERE sender = ? AND tracking_code IS NOT NULL AND accepted_at >= ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (sender, since.astimezone(UTC).isoformat()),
+        ) as rows:
+            row = await rows.fetchone()
+        return SuggestionReceived.model_validate_json(row[0]) if row else None
 
     async def find_by_tracking_code(self, tracking_code: str) -> SuggestionReceived | None:
         async with self.db.execute("SELECT event_json FROM outbox WHERE tracking_code = ?", (tracking_code,)) as rows:
             row = await rows.fetchone()
         return SuggestionReceived.model_validate_json(row[0]) if row else None
 
-    async def publish(self, publisher: Publisher, suggestion_id: str) -> bool:
+    async def publish(self, publisher: Publisher, submission_key: str) -> bool:
         """Try to publish one accepted event now; True once the broker confirmed it."""
         async with self.db.execute(
-            "SELECT event_json, published_at FROM outbox WHERE suggestion_id = ?", (suggestion_id,)
+            "SELECT event_json, published_at FROM outbox WHERE submission_key = ?", (submission_key,)
         ) as rows:
             row = await rows.fetchone()
         if row is None:
-            raise KeyError(suggestion_id)
+            raise KeyError(submission_key)
         if row[1] is not None:
             return True
         try:
-            await publisher.publish(SuggestionReceived.model_validate_json(row[0]))
+            await publisher.publish(EVENT_ADAPTER.validate_json(row[0]))
         except PublishFailed as exc:
             log.warning("outbox_publish_deferred", error=str(exc)[:200])
             return False
-        await self._mark_published(suggestion_id)
+        await self._mark_published(submission_key)
         return True
 
     async def drain(self, publisher: Publisher, batch: int = 200) -> int:
@@ -124,15 +168,15 @@ class Outbox:
         sent = 0
         async with self._drain_lock:
             async with self.db.execute(
-                "SELECT suggestion_id, event_json FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?", (batch,)
+                "SELECT submission_key, event_json FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?", (batch,)
             ) as rows:
                 pending = await rows.fetchall()
-            for suggestion_id, event_json in pending:
+            for submission_key, event_json in pending:
                 try:
-                    await publisher.publish(SuggestionReceived.model_validate_json(event_json))
+                    await publisher.publish(EVENT_ADAPTER.validate_json(event_json))
                 except PublishFailed:
                     break
-                await self._mark_published(suggestion_id)
+                await self._mark_published(submission_key)
                 sent += 1
         if sent:
             log.info("outbox_drained", published=sent)
@@ -147,9 +191,9 @@ class Outbox:
                 log.error("outbox_drain_failed", error=type(exc).__name__)
             await asyncio.sleep(interval)
 
-    async def _mark_published(self, suggestion_id: str) -> None:
+    async def _mark_published(self, submission_key: str) -> None:
         await self.db.execute(
-            "UPDATE outbox SET published_at = ? WHERE suggestion_id = ? AND published_at IS NULL",
-            (datetime.now(UTC).isoformat(), suggestion_id),
+            "UPDATE outbox SET published_at = ? WHERE submission_key = ? AND published_at IS NULL",
+            (datetime.now(UTC).isoformat(), submission_key),
         )
         await self.db.commit()

@@ -44,3 +44,12 @@ class ServiceSettings(BaseSettings):
     def campaign(self) -> Campaign:
         """The campaign file, validated, with the window overrides applied (read on each access)."""
         return load_campaign(self.campaign_file, self.campaign_opens_on, self.campaign_closes_on)
+
+
+class IntakeSettings(ServiceSettings):
+    """What an intake service adds: its outbox, how long a channel answer may wait for the broker, its secret."""
+
+    secret_key: SecretStr = SecretStr("dev-only-intake-secret-change-me")
+    outbox_path: Path
+    publish_timeout_seconds: float = 3.0
+    drain_interval_seconds: float = 2.0

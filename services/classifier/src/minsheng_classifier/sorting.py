@@ -68,7 +68,7 @@ class Sorter:
         prediction, version = await self.predict(text)
         unit = resolve_unit(self.units, body.location, text, body.unit, body.submitter_group)
         extra: dict[str, object] = {"unit": unit.unit, "unit_source": unit.source}
-        if self.index is not None:
+        if self.index is not None and has_content(text):  # nothing to compare yet: a voice awaiting transcription
             contact = event.personal.phone or event.personal.wechat_openid
             person = person_key(self._person_secret, contact) if contact else None
             village = self.units.canonical_place(body.location.village)

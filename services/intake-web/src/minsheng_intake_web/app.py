@@ -10,19 +10,17 @@ from pathlib import Path
 from typing import Annotated
 
 import structlog
-from aio_pika.abc import AbstractRobustConnection
 from fastapi import FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from minsheng_core.bus import Publisher
 from minsheng_core.events import SubmitterGroup
 from minsheng_core.http import field_errors, install_common
 from minsheng_core.ids import normalise_tracking_code
-from minsheng_core.lifecycle import background, broker_when_possible, open_database
+from minsheng_core.intake import open_intake
 from minsheng_core.logging import configure_logging
-from minsheng_core.outbox import Outbox, SubmissionKeyConflict
+from minsheng_core.outbox import SubmissionKeyConflict
 from minsheng_intake_web.schemas import SuggestionAcceptedRead, SuggestionCreate, SuggestionStatusRead
 from minsheng_intake_web.settings import WebSettings
 from minsheng_intake_web.submissions import CollectionClosed, Receipt, WebIntake
@@ -51,22 +49,8 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            outbox = Outbox(settings.outbox_path)
-            await outbox.open()
-            stack.push_async_callback(outbox.close)
-            mongo = open_database(stack, settings)
-            # Submissions are accepted into the outbox from the start; they are published once the broker is there.
-            publisher = Publisher(None, timeout=settings.publish_timeout_seconds)
-            secret = settings.secret_key.get_secret_value().encode()
-            app.state.intake = WebIntake(campaign, secret, outbox, publisher, mongo[settings.mongo_database])
-            app.state.connection, app.state.mongo = None, mongo
-
-            async def connected(connection: AbstractRobustConnection) -> None:
-                await publisher.attach(connection)
-                app.state.connection = connection
-
-            await stack.enter_async_context(background(broker_when_possible(stack, settings, "intake-web", connected)))
-            await stack.enter_async_context(background(outbox.run_drainer(publisher, settings.drain_interval_seconds)))
+            runtime = await open_intake(stack, app, settings, "intake-web")
+            app.state.intake = WebIntake(campaign, settings.secret_key.get_secret_value().encode(), runtime)
             log.info("intake_web_started", campaign=campaign.code)
             yield
 

@@ -6,14 +6,12 @@ from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from minsheng_core.paths import VAR_DIR
-from minsheng_core.settings import ServiceSettings
+from minsheng_core.settings import IntakeSettings
 
 
-class WebSettings(ServiceSettings):
+class WebSettings(IntakeSettings):
     model_config = SettingsConfigDict(env_prefix="MINSHENG_WEB_", extra="ignore", frozen=True)
 
     secret_key: SecretStr = SecretStr("dev-only-web-secret-change-me")
     outbox_path: Path = VAR_DIR / "intake-web" / "outbox.sqlite3"
-    publish_timeout_seconds: float = 3.0
-    drain_interval_seconds: float = 2.0
     max_body_bytes: int = 64 * 1024

@@ -7,13 +7,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo.asynchronous.database import AsyncDatabase
-
-from minsheng_core.bus import Publisher
 from minsheng_core.campaign import Campaign
 from minsheng_core.events import Channel, PersonalData, SuggestionContent, SuggestionReceived
 from minsheng_core.ids import access_code_for, access_code_matches, suggestion_id_for, tracking_code_for
-from minsheng_core.outbox import Outbox
+from minsheng_core.intake import IntakeRuntime
 from minsheng_intake_web.schemas import SuggestionCreate, SuggestionStatusRead
 
 STATUS_TEXT = {
@@ -27,10 +24,7 @@ class CollectionClosed(Exception):
     """The campaign is not collecting at this moment."""
 
     def __init__(self, campaign: Campaign) -> None:
-        super().__init__(
-            f"{campaign.name}的征集时间为 {campaign.opens_on:%Y年%m月%d日} 至 {campaign.closes_on:%Y年%m月%d日}，"
-            "现在不在征集期内，暂不接收建议。"
-        )
+        super().__init__(campaign.closed_notice())
 
 
 @dataclass(frozen=True)
@@ -49,12 +43,12 @@ def fingerprint(create: SuggestionCreate) -> str:
 class WebIntake:
     """The web channel: outbox first, then the broker; the receipt never depends on the broker being up."""
 
-    def __init__(self, campaign: Campaign, secret: bytes, outbox: Outbox, publisher: Publisher, db: AsyncDatabase) -> None:
+    def __init__(self, campaign: Campaign, secret: bytes, runtime: IntakeRuntime) -> None:
         self.campaign = campaign
         self._secret = secret
-        self._outbox = outbox
-        self._publisher = publisher
-        self._db = db
+        self._runtime = runtime
+        self._outbox = runtime.outbox
+        self._db = runtime.db
 
     async def submit(self, create: SuggestionCreate, idempotency_key: str | None, now: datetime) -> Receipt:
         """Accept a suggestion exactly once per key and publish it; raises CollectionClosed outside the window."""
@@ -79,7 +73,7 @@ class WebIntake:
             personal=PersonalData(name=create.contact.name or None, phone=create.contact.phone or None),
         )
         accepted = await self._outbox.accept(key, fingerprint(create), event)
-        published = accepted.published or await self._outbox.publish(self._publisher, accepted.suggestion_id)
+        published = await self._runtime.publish_now(accepted)
         return Receipt(
             accepted.suggestion_id, accepted.tracking_code, access_code_for(self._secret, accepted.suggestion_id), published
         )

@@ -15,7 +15,15 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from minsheng_core.bus import Consumer, Publisher, PublishFailed
-from minsheng_core.events import AnyEvent, Channel, Correction, SuggestionCorrected, SuggestionReceived, utc_now
+from minsheng_core.events import (
+    AnyEvent,
+    Channel,
+    Correction,
+    SuggestionAttachmentAdded,
+    SuggestionCorrected,
+    SuggestionReceived,
+    utc_now,
+)
 from minsheng_core.http import install_common
 from minsheng_core.lifecycle import open_infrastructure
 from minsheng_core.logging import configure_logging
@@ -54,6 +62,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
                     await repo.apply_received(event)
                 elif isinstance(event, SuggestionCorrected):
                     await repo.apply_corrected(event)
+                elif isinstance(event, SuggestionAttachmentAdded):
+                    await repo.apply_attachment_added(event)
                 else:
                     await repo.apply_classified(event)
                 log.info("event_stored", event_type=event.event_type)

@@ -13,7 +13,14 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from minsheng_core.events import SuggestionClassified, SuggestionCorrected, SuggestionReceived, full_text
+from minsheng_core.events import (
+    Attachment,
+    SuggestionAttachmentAdded,
+    SuggestionClassified,
+    SuggestionCorrected,
+    SuggestionReceived,
+    full_text,
+)
 
 # Status of a suggestion document. "pending": only its classification has arrived so far.
 PENDING, RECEIVED, CLASSIFIED = "pending", "received", "classified"
@@ -118,6 +125,7 @@ class SuggestionRepository:
                     "location": body.location.model_dump(),
                     "submitter_group": body.submitter_group.value,
                     "channel_unit": body.unit,
+                    "account": body.account,
                     "submitted_at": body.submitted_at,
                     "received_event_id": str(event.event_id),
                     "updated_at": now,
@@ -126,11 +134,35 @@ class SuggestionRepository:
             },
             upsert=True,
         )
+        # Apart from the content: a later completion (transcribed, described) must not be undone by a redelivery.
+        await self._suggestions.update_one(
+            {"_id": event.suggestion_id, "awaiting": {"$exists": False}}, {"$set": {"awaiting": body.awaiting}}
+        )
+        for attachment in body.attachments:
+            await self._add_attachment(event.suggestion_id, attachment)
         personal = event.personal.model_dump(exclude_none=True)
         if personal:
             await self._personal.update_one({"_id": event.suggestion_id}, {"$set": {**personal, "updated_at": now}}, upsert=True)
         await self._suggestions.update_one({"_id": event.suggestion_id, "status": PENDING}, {"$set": {"status": RECEIVED}})
         await self._promote(event.suggestion_id)
+
+    async def apply_attachment_added(self, event: SuggestionAttachmentAdded) -> None:
+        """Attach a picture or recording; works before the suggestion itself arrives, and twice is once."""
+        async with self._lock(event.suggestion_id):
+            now = datetime.now(UTC)
+            await self._suggestions.update_one(
+                {"_id": event.suggestion_id},
+                {"$set": {"updated_at": now}, "$setOnInsert": {"status": PENDING, "created_at": now}},
+                upsert=True,
+            )
+            await self._add_attachment(event.suggestion_id, event.body)
+
+    async def _add_attachment(self, suggestion_id: str, attachment: Attachment) -> None:
+        # Keyed by the message that carried it, so a redelivery (same ref) never adds a second copy.
+        await self._suggestions.update_one(
+            {"_id": suggestion_id, "attachments.channel_ref": {"$ne": attachment.channel_ref}},
+            {"$push": {"attachments": attachment.model_dump(exclude_none=True)}},
+        )
 
     async def _apply_classified(self, event: SuggestionClassified) -> None:
         verdict = event.body
