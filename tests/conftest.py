@@ -10,7 +10,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import yaml
 from pymongo import AsyncMongoClient
+
+from tests.fakes.wechat_platform import WechatPlatform
 
 AMQP_HOST = os.environ.get("MINSHENG_TEST_AMQP_HOST", "127.0.0.1:5672")
 MANAGEMENT_URL = os.environ.get("MINSHENG_TEST_RABBITMQ_MANAGEMENT", "http://127.0.0.1:15672")
@@ -59,6 +62,24 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+# The district's account and a town's (whose unit becomes the default unit of what arrives there).
+WECHAT_ACCOUNTS = [
+    {
+        "appid": "wx5e1a0c3d7b9f2468",
+        "name": "同心双滦",
+        "token": "testtoken1",
+        "encoding_aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    },
+    {
+        "appid": "wx71c4e9a02b5d8f36",
+        "name": "双塔山镇",
+        "token": "testtoken2",
+        "encoding_aes_key": "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut",
+        "unit": "shuangtashan",
+    },
+]
+
+
 class System:
     """The three services running in-process on the test's own vhost and database."""
 
@@ -67,6 +88,7 @@ class System:
 
         from minsheng_classifier.settings import ClassifierSettings
         from minsheng_intake_web.settings import WebSettings
+        from minsheng_intake_wechat.settings import WechatSettings
         from minsheng_store.settings import StoreSettings
 
         today = date.today()
@@ -80,11 +102,21 @@ class System:
             log_format="json",
         )
         self.web_settings = WebSettings(**common, outbox_path=outbox, drain_interval_seconds=0.5)
+        accounts = outbox.parent / "wechat-accounts.yaml"
+        accounts.write_text(yaml.safe_dump({"accounts": WECHAT_ACCOUNTS}, allow_unicode=True), encoding="utf-8")
+        self.wechat_settings = WechatSettings(
+            **common,
+            outbox_path=outbox.parent / "wechat-outbox.sqlite3",
+            accounts_file=accounts,
+            drain_interval_seconds=0.5,
+        )
+        self.wechat_accounts = [WechatPlatform(a["appid"], a["token"], a["encoding_aes_key"]) for a in WECHAT_ACCOUNTS]
         self.store_settings = StoreSettings(**common, api_token="test-staff-token")
         self.classifier_settings = ClassifierSettings(**common, model_dir=model_dir)
         self.amqp_url = amqp_url
         self.db = AsyncMongoClient(mongo_url, tz_aware=True)[database]
         self.staff_headers = {"Authorization": "Bearer test-staff-token"}
+        self.apps: dict[str, object] = {}
 
 
 @pytest.fixture
@@ -94,6 +126,7 @@ async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_
 
     from minsheng_classifier.app import create_app as classifier_app
     from minsheng_intake_web.app import create_app as web_app
+    from minsheng_intake_wechat.app import create_app as wechat_app
     from minsheng_store.app import create_app as store_app
 
     system = System(amqp_url, mongo_db[0], mongo_db[1], tmp_path / "outbox.sqlite3", model_dir)
@@ -101,6 +134,7 @@ async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_
         ("classifier", classifier_app(system.classifier_settings)),
         ("store", store_app(system.store_settings)),
         ("web", web_app(system.web_settings)),
+        ("wechat", wechat_app(system.wechat_settings)),
     ]
     managers = []
     try:
@@ -110,6 +144,7 @@ async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_
             managers.append(manager)
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=f"http://{name}")
             setattr(system, name, client)
+            system.apps[name] = app
         yield system
     finally:
         for name, _ in apps:

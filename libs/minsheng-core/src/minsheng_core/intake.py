@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import FastAPI
@@ -13,6 +14,30 @@ from minsheng_core.bus import Publisher
 from minsheng_core.lifecycle import background, broker_when_possible, open_database
 from minsheng_core.outbox import Accepted, Outbox
 from minsheng_core.settings import IntakeSettings
+
+STATUS_TEXT = {
+    "received": "已收到，正在分类",
+    "pending": "已收到，正在处理",
+    "classified": "已分类，等待责任单位梳理",
+}
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """Where a suggestion stands, found by its tracking code, as a submitter may see it."""
+
+    suggestion_id: str
+    tracking_code: str
+    status: str
+    category: str | None
+    title: str | None
+    text: str
+    submitted_at: datetime
+    wechat_openid: str | None
+
+    @property
+    def status_text(self) -> str:
+        return STATUS_TEXT.get(self.status, self.status)
 
 
 @dataclass(frozen=True)
@@ -24,6 +49,36 @@ class IntakeRuntime:
     async def publish_now(self, accepted: Accepted) -> bool:
         """Publish an accepted submission if it is not out yet; False leaves it to the drainer."""
         return accepted.published or await self.outbox.publish(self.publisher, accepted.submission_key)
+
+    async def track(self, tracking_code: str) -> Tracked | None:
+        """The suggestion with this code: from the store, or from this outbox while the store has not got it yet."""
+        doc = await self.db.suggestions.find_one({"tracking_code": tracking_code})
+        if doc is not None:
+            personal = await self.db.personal_data.find_one({"_id": doc["_id"]}, {"wechat_openid": 1}) or {}
+            classified = doc["status"] != "received"
+            return Tracked(
+                suggestion_id=doc["_id"],
+                tracking_code=tracking_code,
+                status=doc["status"],
+                category=(doc.get("classification") or {}).get("category") if classified else None,
+                title=doc.get("title"),
+                text=doc.get("text", ""),
+                submitted_at=doc["submitted_at"],
+                wechat_openid=personal.get("wechat_openid"),
+            )
+        event = await self.outbox.find_by_tracking_code(tracking_code)
+        if event is None:
+            return None
+        return Tracked(
+            suggestion_id=event.suggestion_id,
+            tracking_code=tracking_code,
+            status="received",
+            category=None,
+            title=event.body.title,
+            text=event.body.text,
+            submitted_at=event.body.submitted_at,
+            wechat_openid=event.personal.wechat_openid,
+        )
 
 
 async def open_intake(stack: contextlib.AsyncExitStack, app: FastAPI, settings: IntakeSettings, name: str) -> IntakeRuntime:

@@ -8,8 +8,11 @@ from functools import lru_cache
 
 import opencc
 
+from minsheng_core.text import has_content
+
+__all__ = ["MODEL_MAX_CHARS", "compact", "has_content", "normalise"]
+
 MODEL_MAX_CHARS = 3000  # the model reads this much; the store keeps the full text
-_MEANINGFUL = re.compile(r"[\u4e00-\u9fff]|[A-Za-z]{2,}")
 _NOT_WORD = re.compile(r"[^\w\u4e00-\u9fff]+")
 
 
@@ -25,11 +28,6 @@ def normalise(text: str) -> str:
     text = (text or "").replace("\u3000", "\n").replace("_x000D_", "\n")
     text = unicodedata.normalize("NFKC", text)[:MODEL_MAX_CHARS]
     return _to_simplified().convert(text).strip()
-
-
-def has_content(text: str) -> bool:
-    """Whether there is anything to classify: Chinese characters or a word in Latin letters."""
-    return bool(_MEANINGFUL.search(text or ""))
 
 
 def compact(text: str) -> str:

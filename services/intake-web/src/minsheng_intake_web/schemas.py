@@ -6,9 +6,10 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from minsheng_core.events import BODY_MAX, TITLE_MAX, Location, SubmitterGroup
+from minsheng_core.text import require_words
 
 PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{9,11})$"  # mobile, or landline with its area code
 
@@ -35,7 +36,7 @@ class SuggestionCreate(_Strict):
     """A suggestion as a resident submits it on the portal."""
 
     title: str | None = Field(default=None, max_length=TITLE_MAX)
-    text: str = Field(min_length=1, max_length=BODY_MAX)
+    text: Annotated[str, AfterValidator(require_words)] = Field(min_length=1, max_length=BODY_MAX)
     location: Location = Field(default_factory=Location)
     submitter_group: SubmitterGroup = Field(default=SubmitterGroup.RESIDENT, strict=False)
     contact: ContactCreate = Field(default_factory=ContactCreate)

@@ -13,12 +13,6 @@ from minsheng_core.ids import access_code_for, access_code_matches, suggestion_i
 from minsheng_core.intake import IntakeRuntime
 from minsheng_intake_web.schemas import SuggestionCreate, SuggestionStatusRead
 
-STATUS_TEXT = {
-    "received": "已收到，正在分类",
-    "pending": "已收到，正在处理",
-    "classified": "已分类，等待责任单位梳理",
-}
-
 
 class CollectionClosed(Exception):
     """The campaign is not collecting at this moment."""
@@ -47,8 +41,6 @@ class WebIntake:
         self.campaign = campaign
         self._secret = secret
         self._runtime = runtime
-        self._outbox = runtime.outbox
-        self._db = runtime.db
 
     async def submit(self, create: SuggestionCreate, idempotency_key: str | None, now: datetime) -> Receipt:
         """Accept a suggestion exactly once per key and publish it; raises CollectionClosed outside the window."""
@@ -72,7 +64,7 @@ class WebIntake:
             ),
             personal=PersonalData(name=create.contact.name or None, phone=create.contact.phone or None),
         )
-        accepted = await self._outbox.accept(key, fingerprint(create), event)
+        accepted = await self._runtime.outbox.accept(key, fingerprint(create), event)
         published = await self._runtime.publish_now(accepted)
         return Receipt(
             accepted.suggestion_id, accepted.tracking_code, access_code_for(self._secret, accepted.suggestion_id), published
@@ -80,29 +72,16 @@ class WebIntake:
 
     async def status(self, tracking_code: str, access_code: str) -> SuggestionStatusRead | None:
         """Status for a tracking code, or None when the code is unknown or the access code wrong (indistinguishable)."""
-        doc = await self._db.suggestions.find_one({"tracking_code": tracking_code})
-        if doc is None:
-            event = await self._outbox.find_by_tracking_code(tracking_code)
-            if event is None or not access_code_matches(self._secret, event.suggestion_id, access_code):
-                return None
-            return SuggestionStatusRead(
-                tracking_code=tracking_code,
-                status="received",
-                status_text=STATUS_TEXT["received"],
-                title=event.body.title,
-                text=event.body.text,
-                submitted_at=event.body.submitted_at,
-            )
-        if not access_code_matches(self._secret, doc["_id"], access_code):
+        tracked = await self._runtime.track(tracking_code)
+        if tracked is None or not access_code_matches(self._secret, tracked.suggestion_id, access_code):
             return None
-        category = (doc.get("classification") or {}).get("category") if doc["status"] != "received" else None
         return SuggestionStatusRead(
             tracking_code=tracking_code,
-            status=doc["status"],
-            status_text=STATUS_TEXT.get(doc["status"], doc["status"]),
-            category=category,
-            category_name=self.campaign.category_name(category) if category else None,
-            title=doc.get("title"),
-            text=doc["text"],
-            submitted_at=doc["submitted_at"],
+            status=tracked.status,
+            status_text=tracked.status_text,
+            category=tracked.category,
+            category_name=self.campaign.category_name(tracked.category) if tracked.category else None,
+            title=tracked.title,
+            text=tracked.text,
+            submitted_at=tracked.submitted_at,
         )
