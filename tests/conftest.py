@@ -81,7 +81,7 @@ WECHAT_ACCOUNTS = [
 
 
 class System:
-    """The three services running in-process on the test's own vhost and database."""
+    """The services running in-process on the test's own vhost and database."""
 
     def __init__(self, amqp_url: str, mongo_url: str, database: str, outbox: Path, model_dir: Path) -> None:
         from datetime import date, timedelta
@@ -121,7 +121,7 @@ class System:
 
 @pytest.fixture
 async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_path: Path) -> AsyncIterator[System]:
-    """Start classifier, store and intake-web with their lifespans; clients on .web, .store, .classifier."""
+    """Start classifier, store, intake-web and intake-wechat with their lifespans; clients on .web, .wechat, .store, .classifier."""
     from asgi_lifespan import LifespanManager
 
     from minsheng_classifier.app import create_app as classifier_app

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import quote
 
 import aio_pika
+import httpx
 
 T = TypeVar("T")
 
@@ -52,3 +54,52 @@ class Spy:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+class AbsentBroker:
+    """A vhost that does not exist yet, so the broker refuses connections to it, until ``arrive()``: a broker that is
+    away when a service starts and comes back later. Deleted on exit."""
+
+    def __init__(self) -> None:
+        from tests.conftest import AMQP_HOST, MANAGEMENT_URL, RABBIT_PASSWORD, RABBIT_USER, unique
+
+        self.vhost = quote(unique("later"), safe="")
+        self.url = f"amqp://{RABBIT_USER}:{RABBIT_PASSWORD}@{AMQP_HOST}/{self.vhost}"
+        self._user = RABBIT_USER
+        self._management = httpx.AsyncClient(base_url=MANAGEMENT_URL, auth=(RABBIT_USER, RABBIT_PASSWORD))
+
+    async def __aenter__(self) -> AbsentBroker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._management.delete(f"/api/vhosts/{self.vhost}")
+        await self._management.aclose()
+
+    async def arrive(self) -> None:
+        (await self._management.put(f"/api/vhosts/{self.vhost}")).raise_for_status()
+        permissions = {"configure": ".*", "write": ".*", "read": ".*"}
+        (await self._management.put(f"/api/permissions/{self.vhost}/{self._user}", json=permissions)).raise_for_status()
+
+    async def first_message(self, queue_name: str) -> bytes:
+        """The body of the first message that reaches the queue (acknowledged)."""
+        connection = await aio_pika.connect(self.url)
+        try:
+            queue = await (await connection.channel()).get_queue(queue_name)
+
+            async def published():
+                return await queue.get(fail=False)
+
+            message = await eventually(published, timeout=30)
+            await message.ack()
+            return message.body
+        finally:
+            await connection.close()
+
+
+async def ready(client: httpx.AsyncClient) -> None:
+    """Wait until a service's readiness probe says it is connected."""
+
+    async def probe():
+        return (await client.get("/readyz")).status_code == 200
+
+    await eventually(probe, timeout=30)

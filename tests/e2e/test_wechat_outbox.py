@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
-from urllib.parse import quote
 
-import aio_pika
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -14,8 +12,7 @@ from asgi_lifespan import LifespanManager
 from minsheng_core.events import SuggestionReceived
 from minsheng_intake_wechat.app import create_app
 from minsheng_intake_wechat.settings import WechatSettings
-from tests.conftest import AMQP_HOST, MANAGEMENT_URL, RABBIT_PASSWORD, RABBIT_USER, unique
-from tests.helpers import eventually
+from tests.helpers import AbsentBroker, eventually, ready
 
 pytestmark = pytest.mark.integration
 WECHAT_LIMIT_SECONDS = 5  # WeChat's own limit, not a benchmark: after it, WeChat retries and the user sees nothing
@@ -50,23 +47,20 @@ async def test_a_stalled_broker_does_not_delay_the_reply_and_the_message_arrives
 
 
 async def test_accepted_while_the_broker_is_away_then_published(system, mongo_db, tmp_path):
-    vhost = unique("later")  # does not exist yet: the broker refuses the connection
-    url = f"amqp://{RABBIT_USER}:{RABBIT_PASSWORD}@{AMQP_HOST}/{quote(vhost, safe='')}"
     today = date.today()
-    settings = WechatSettings(
-        environment="test",
-        amqp_url=url,
-        mongo_url=mongo_db[0],
-        mongo_database=mongo_db[1] + "_away",
-        campaign_opens_on=today - timedelta(days=1),
-        campaign_closes_on=today + timedelta(days=1),
-        outbox_path=tmp_path / "away-outbox.sqlite3",
-        accounts_file=system.wechat_settings.accounts_file,
-        drain_interval_seconds=0.2,
-    )
     district = system.wechat_accounts[0]
-    management = httpx.AsyncClient(base_url=MANAGEMENT_URL, auth=(RABBIT_USER, RABBIT_PASSWORD))
-    try:
+    async with AbsentBroker() as broker:
+        settings = WechatSettings(
+            environment="test",
+            amqp_url=broker.url,
+            mongo_url=mongo_db[0],
+            mongo_database=mongo_db[1] + "_away",
+            campaign_opens_on=today - timedelta(days=1),
+            campaign_closes_on=today + timedelta(days=1),
+            outbox_path=tmp_path / "away-outbox.sqlite3",
+            accounts_file=system.wechat_settings.accounts_file,
+            drain_interval_seconds=0.2,
+        )
         async with LifespanManager(create_app(settings)) as manager:
             wechat = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://wechat")
             send = district.send_sealed(wechat, district.text("o-user", "希望修一修幸福路", msg_id=9101))
@@ -74,29 +68,8 @@ async def test_accepted_while_the_broker_is_away_then_published(system, mongo_db
             assert "已收到" in district.open_reply(response.text)["Content"]
             assert (await wechat.get("/readyz")).status_code == 503
 
-            (await management.put(f"/api/vhosts/{quote(vhost, safe='')}")).raise_for_status()
-            permissions = {"configure": ".*", "write": ".*", "read": ".*"}
-            (await management.put(f"/api/permissions/{quote(vhost, safe='')}/{RABBIT_USER}", json=permissions)).raise_for_status()
-
-            async def ready():
-                return (await wechat.get("/readyz")).status_code == 200
-
-            await eventually(ready, timeout=30)
-            connection = await aio_pika.connect(url)
-            try:
-                channel = await connection.channel()
-                queue = await channel.get_queue("minsheng.store")
-
-                async def published():
-                    return await queue.get(fail=False)
-
-                message = await eventually(published, timeout=30)
-                event = SuggestionReceived.model_validate_json(message.body)
-                assert (event.body.channel_ref, event.personal.wechat_openid) == (f"{district.appid}:9101", "o-user")
-                await message.ack()
-            finally:
-                await connection.close()
+            await broker.arrive()
+            await ready(wechat)
+            event = SuggestionReceived.model_validate_json(await broker.first_message("minsheng.store"))
+            assert (event.body.channel_ref, event.personal.wechat_openid) == (f"{district.appid}:9101", "o-user")
             await wechat.aclose()
-    finally:
-        await management.delete(f"/api/vhosts/{quote(vhost, safe='')}")
-        await management.aclose()
