@@ -121,7 +121,7 @@ class System:
 
 @pytest.fixture
 async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_path: Path) -> AsyncIterator[System]:
-    """Start classifier, store, intake-web and intake-wechat with their lifespans; clients on .web, .wechat, .store, .classifier."""
+    """Start classifier, store and both intakes with their lifespans; clients on .web, .wechat, .store, .classifier."""
     from asgi_lifespan import LifespanManager
 
     from minsheng_classifier.app import create_app as classifier_app
