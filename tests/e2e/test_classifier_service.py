@@ -46,7 +46,29 @@ async def test_unit_cluster_and_duplicate_reach_the_store(system):
 
 
 async def test_content_free_text_is_other_and_needs_review(system):
-    doc = await classified(system, await submit(system, "👍👍👍！！！"))
+    # The web and WeChat channels refuse such a text; a survey sheet or a transcript may still carry one.
+    from minsheng_core.bus import Publisher, connect
+    from minsheng_core.events import Channel, SuggestionContent, SuggestionReceived, utc_now
+
+    event = SuggestionReceived(
+        suggestion_id="content-free",
+        body=SuggestionContent(
+            channel=Channel.HOTLINE_TRANSCRIPT,
+            channel_ref="call-1",
+            campaign="2020",
+            text="👍👍👍！！！",
+            tracking_code="CF000-00001",
+            submitted_at=utc_now(),
+        ),
+    )
+    connection = await connect(system.amqp_url, "test")
+    try:
+        publisher = Publisher(connection)
+        await publisher.start()
+        await publisher.publish(event)
+    finally:
+        await connection.close()
+    doc = await classified(system, "content-free")
     assert (doc["category"], doc["needs_review"]) == ("other", True)
 
 

@@ -74,6 +74,9 @@ class Outbox:
         self._path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self._drain_lock = asyncio.Lock()
+        # Keys being published right now: a channel's retry or the drainer waits for the next round instead of
+        # publishing the same event a second time alongside.
+        self._in_flight: set[str] = set()
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,11 +158,16 @@ class Outbox:
             raise KeyError(submission_key)
         if row[1] is not None:
             return True
+        if submission_key in self._in_flight:
+            return False
+        self._in_flight.add(submission_key)
         try:
             await publisher.publish(EVENT_ADAPTER.validate_json(row[0]))
         except PublishFailed as exc:
             log.warning("outbox_publish_deferred", error=str(exc)[:200])
             return False
+        finally:
+            self._in_flight.discard(submission_key)
         await self._mark_published(submission_key)
         return True
 
@@ -172,10 +180,15 @@ class Outbox:
             ) as rows:
                 pending = await rows.fetchall()
             for submission_key, event_json in pending:
+                if submission_key in self._in_flight:
+                    break
+                self._in_flight.add(submission_key)
                 try:
                     await publisher.publish(EVENT_ADAPTER.validate_json(event_json))
                 except PublishFailed:
                     break
+                finally:
+                    self._in_flight.discard(submission_key)
                 await self._mark_published(submission_key)
                 sent += 1
         if sent:
