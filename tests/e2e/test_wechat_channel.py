@@ -112,6 +112,13 @@ async def test_voice_with_and_without_recognition(system):
         {"kind": "voice", "channel_ref": f"{district.appid}:4002", "media_id": "media-v2", "format": "amr"}
     ]
     assert doc["classification"]["needs_review"] is True and doc["classification"].get("duplicate_of") is None
+    page = await system.store.get("/api/v1/suggestions", params={"awaiting": "transcription"}, headers=system.staff_headers)
+    [item] = page.json()["items"]
+    assert (item["suggestion_id"], item["account"], item["attachments"][0]["media_id"]) == (
+        doc["_id"],
+        district.appid,
+        "media-v2",
+    )
 
 
 async def test_a_picture_joins_the_senders_suggestion_of_a_moment_ago_or_waits_for_words(system):

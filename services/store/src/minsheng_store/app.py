@@ -96,12 +96,13 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         received_from: datetime | None = None,
         received_to: datetime | None = None,
         q: Annotated[str | None, Query(max_length=100, description="text contains")] = None,
+        awaiting: Annotated[str | None, Query(pattern="^(transcription|text)$", description="still to complete")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> SuggestionPage:
         """Suggestions matching every given filter, newest first."""
         filters = SuggestionFilter(
-            category, channel.value if channel else None, unit, status, needs_review, received_from, received_to, q
+            category, channel.value if channel else None, unit, status, needs_review, received_from, received_to, q, awaiting
         )
         total, docs = await repo.list(filters, limit, offset)
         return SuggestionPage(total=total, limit=limit, offset=offset, items=[SuggestionRead.from_document(d) for d in docs])

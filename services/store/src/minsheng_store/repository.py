@@ -38,6 +38,7 @@ class SuggestionFilter:
     received_from: datetime | None = None
     received_to: datetime | None = None
     text_contains: str | None = None
+    awaiting: str | None = None
 
     def to_query(self) -> dict[str, Any]:
         clauses: list[dict[str, Any]] = [{"status": {"$ne": PENDING}}]
@@ -58,6 +59,8 @@ class SuggestionFilter:
         if self.text_contains:
             pattern = re.escape(self.text_contains)
             clauses.append({"$or": [{"text": {"$regex": pattern}}, {"title": {"$regex": pattern}}]})
+        if self.awaiting:
+            clauses.append({"awaiting": self.awaiting})
         return {"$and": clauses}
 
 

@@ -35,15 +35,26 @@ class CorrectionCreate(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
+class AttachmentRead(BaseModel):
+    kind: str
+    channel_ref: str
+    media_id: str | None = None
+    url: str | None = None
+    format: str | None = None
+
+
 class SuggestionRead(BaseModel):
     suggestion_id: str
     tracking_code: str
     status: str
     channel: str
     channel_ref: str
+    account: str | None = None
     campaign: str
     title: str | None
     text: str
+    awaiting: str | None = Field(default=None, description="transcription (a recording) or text (a picture): to complete")
+    attachments: list[AttachmentRead] = Field(default_factory=list)
     location: dict[str, str | None]
     submitter_group: str
     submitted_at: datetime
