@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from minsheng_core.bus import Publisher
+from minsheng_core.campaign import Campaign
+from minsheng_core.events import Channel, PersonalData, SuggestionContent, SuggestionReceived
+from minsheng_core.ids import suggestion_id_for, tracking_code_for
 from minsheng_core.lifecycle import background, broker_when_possible, open_database
 from minsheng_core.outbox import Accepted, Outbox
 from minsheng_core.settings import IntakeSettings
@@ -45,6 +49,44 @@ class IntakeRuntime:
     outbox: Outbox
     publisher: Publisher
     db: AsyncDatabase
+    secret: bytes
+
+    async def receive(
+        self,
+        campaign: Campaign,
+        channel: Channel,
+        ref: str,
+        content: dict[str, Any],
+        personal: PersonalData,
+        submitted_at: datetime,
+        *,
+        fingerprint: str,
+        sender: str | None = None,
+        hold_until: datetime | None = None,
+        author: str | None = None,
+    ) -> Accepted:
+        """Accept a suggestion into the outbox under the channel's own id and publish it unless held.
+
+        ``content`` holds the SuggestionContent fields the channel knows (text, location, awaiting, attachments…);
+        the ids, tracking code and campaign are filled in here, the same way for every channel.
+        """
+        suggestion_id = suggestion_id_for(channel, ref)
+        event = SuggestionReceived(
+            suggestion_id=suggestion_id,
+            body=SuggestionContent(
+                channel=channel,
+                channel_ref=ref,
+                campaign=campaign.code,
+                tracking_code=tracking_code_for(self.secret, suggestion_id),
+                submitted_at=submitted_at,
+                **content,
+            ),
+            personal=personal,
+        )
+        accepted = await self.outbox.accept(ref, fingerprint, event, sender, hold_until, author)
+        if hold_until is None:
+            return replace(accepted, published=await self.publish_now(accepted))
+        return accepted
 
     async def publish_now(self, accepted: Accepted) -> bool:
         """Publish an accepted submission if it is not out yet; False leaves it to the drainer."""
@@ -99,4 +141,4 @@ async def open_intake(stack: contextlib.AsyncExitStack, app: FastAPI, settings: 
 
     await stack.enter_async_context(background(broker_when_possible(stack, settings, name, connected)))
     await stack.enter_async_context(background(outbox.run_drainer(publisher, settings.drain_interval_seconds)))
-    return IntakeRuntime(outbox, publisher, mongo[settings.mongo_database])
+    return IntakeRuntime(outbox, publisher, mongo[settings.mongo_database], settings.secret_key.get_secret_value().encode())

@@ -15,7 +15,7 @@ from minsheng_core.events import AnyEvent, SuggestionReceived
 
 log = structlog.get_logger(__name__)
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -26,10 +26,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     sender TEXT,
     event_json TEXT NOT NULL,
     accepted_at TEXT NOT NULL,
-    published_at TEXT
+    published_at TEXT,
+    hold_until TEXT,
+    author TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_suggestion ON outbox (suggestion_id);
 CREATE INDEX IF NOT EXISTS outbox_sender ON outbox (sender, seq);
+CREATE INDEX IF NOT EXISTS outbox_author ON outbox (author, seq);
 """
 # Version 1 had one row per suggestion (suggestion_id unique, tracking_code required) and no sender.
 _FROM_V1 = (
@@ -43,6 +46,12 @@ INSERT INTO outbox (seq, submission_key, fingerprint, suggestion_id, tracking_co
 DROP TABLE outbox_v1;
 """
 )
+# Version 3 added entries held back for editing (an operator's "editable until published") and their author.
+_FROM_V2 = """
+ALTER TABLE outbox ADD COLUMN hold_until TEXT;
+ALTER TABLE outbox ADD COLUMN author TEXT;
+CREATE INDEX IF NOT EXISTS outbox_author ON outbox (author, seq);
+"""
 
 
 class SubmissionKeyConflict(Exception):
@@ -67,6 +76,23 @@ class Accepted:
         return self.event.body.tracking_code if isinstance(self.event, SuggestionReceived) else None
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A submission entered by a member of staff, as their list of recent entries shows it."""
+
+    submission_key: str
+    event: SuggestionReceived
+    published: bool
+    hold_until: datetime | None
+
+    def editable(self, now: datetime) -> bool:
+        return not self.published and self.hold_until is not None and now < self.hold_until
+
+
+def _parsed(stamp: str | None) -> datetime | None:
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
 class Outbox:
     """SQLite in WAL mode; one row per accepted submission, keyed by the channel's submission key."""
 
@@ -87,7 +113,12 @@ class Outbox:
             version = (await rows.fetchone())[0]
         async with self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'") as rows:
             exists = await rows.fetchone() is not None
-        await self._db.executescript(_FROM_V1 if exists and version < _SCHEMA_VERSION else _SCHEMA)
+        if not exists:
+            await self._db.executescript(_SCHEMA)
+        elif version < 2:
+            await self._db.executescript(_FROM_V1)
+        elif version < 3:
+            await self._db.executescript(_FROM_V2)
         await self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         await self._db.commit()
 
@@ -102,16 +133,24 @@ class Outbox:
             raise RuntimeError("outbox not open")
         return self._db
 
-    async def accept(self, submission_key: str, fingerprint: str, event: AnyEvent, sender: str | None = None) -> Accepted:
+    async def accept(
+        self,
+        submission_key: str,
+        fingerprint: str,
+        event: AnyEvent,
+        sender: str | None = None,
+        hold_until: datetime | None = None,
+        author: str | None = None,
+    ) -> Accepted:
         """Store the event durably, or return the earlier acceptance of the same key.
 
-        ``sender`` is a keyed hash of who sent it (never the raw id), to find their recent submissions again.
+        ``sender`` is a keyed hash of who sent it (never the raw id), to find their recent submissions again;
+        ``hold_until`` keeps it from being published before then, so that ``author`` may still revise it.
         """
         tracking_code = event.body.tracking_code if isinstance(event, SuggestionReceived) else None
         cursor = await self.db.execute(
-            "INSERT OR IGNORE INTO outbox"
-            " (submission_key, fingerprint, suggestion_id, tracking_code, sender, event_json, accepted_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox (submission_key, fingerprint, suggestion_id, tracking_code, sender,"
+            " event_json, accepted_at, hold_until, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 submission_key,
                 fingerprint,
@@ -120,6 +159,8 @@ class Outbox:
                 sender,
                 event.model_dump_json(),
                 datetime.now(UTC).isoformat(),
+                hold_until.astimezone(UTC).isoformat() if hold_until else None,
+                author,
             ),
         )
         await self.db.commit()
@@ -143,6 +184,28 @@ class Outbox:
             row = await rows.fetchone()
         return SuggestionReceived.model_validate_json(row[0]) if row else None
 
+    async def revise(self, submission_key: str, event: SuggestionReceived, author: str) -> bool:
+        """Replace a held entry's event before it is published; False once it is out (or not the author's)."""
+        cursor = await self.db.execute(
+            "UPDATE outbox SET event_json = ? WHERE submission_key = ? AND author = ? AND published_at IS NULL"
+            " AND suggestion_id = ?",
+            (event.model_dump_json(), submission_key, author, event.suggestion_id),
+        )
+        await self.db.commit()
+        return cursor.rowcount == 1
+
+    async def entries_by(self, author: str, limit: int = 20) -> list[Entry]:
+        """The author's most recent entries, newest first."""
+        async with self.db.execute(
+            "SELECT submission_key, event_json, published_at, hold_until FROM outbox WHERE author = ? ORDER BY seq DESC LIMIT ?",
+            (author, limit),
+        ) as rows:
+            found = await rows.fetchall()
+        return [
+            Entry(key, SuggestionReceived.model_validate_json(event), published is not None, _parsed(hold))
+            for key, event, published, hold in found
+        ]
+
     async def find_by_tracking_code(self, tracking_code: str) -> SuggestionReceived | None:
         async with self.db.execute("SELECT event_json FROM outbox WHERE tracking_code = ?", (tracking_code,)) as rows:
             row = await rows.fetchone()
@@ -151,13 +214,15 @@ class Outbox:
     async def publish(self, publisher: Publisher, submission_key: str) -> bool:
         """Try to publish one accepted event now; True once the broker confirmed it."""
         async with self.db.execute(
-            "SELECT event_json, published_at FROM outbox WHERE submission_key = ?", (submission_key,)
+            "SELECT event_json, published_at, hold_until FROM outbox WHERE submission_key = ?", (submission_key,)
         ) as rows:
             row = await rows.fetchone()
         if row is None:
             raise KeyError(submission_key)
         if row[1] is not None:
             return True
+        if row[2] is not None and _parsed(row[2]) > datetime.now(UTC):
+            return False  # held for its author; the drainer publishes it when the time comes
         if submission_key in self._in_flight:
             return False
         self._in_flight.add(submission_key)
@@ -176,7 +241,9 @@ class Outbox:
         sent = 0
         async with self._drain_lock:
             async with self.db.execute(
-                "SELECT submission_key, event_json FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?", (batch,)
+                "SELECT submission_key, event_json FROM outbox WHERE published_at IS NULL"
+                " AND (hold_until IS NULL OR hold_until <= ?) ORDER BY seq LIMIT ?",
+                (datetime.now(UTC).isoformat(), batch),
             ) as rows:
                 pending = await rows.fetchall()
             for submission_key, event_json in pending:

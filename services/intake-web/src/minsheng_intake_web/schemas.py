@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from minsheng_core.events import BODY_MAX, TITLE_MAX, Location, SubmitterGroup
+from minsheng_core.phones import Phone
 from minsheng_core.text import require_words
-
-PHONE_PATTERN = r"^(1[3-9]\d{9}|0\d{9,11})$"  # mobile, or landline with its area code
-
-
-def _phone_digits(value: object) -> object:
-    """People write 139-0000-0001, 139 0000 0001 or 0314-2345678: keep the digits, validate those."""
-    return re.sub(r"[\s\-()（）]", "", value) if isinstance(value, str) else value
-
-
-Phone = Annotated[str, BeforeValidator(_phone_digits), Field(pattern=PHONE_PATTERN, description="手机或座机")]
 
 
 class _Strict(BaseModel):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from minsheng_core.campaign import Campaign
-from minsheng_core.events import Channel, PersonalData, SuggestionContent, SuggestionReceived
-from minsheng_core.ids import access_code_for, access_code_matches, suggestion_id_for, tracking_code_for
+from minsheng_core.events import Channel, PersonalData
+from minsheng_core.ids import access_code_for, access_code_matches
 from minsheng_core.intake import IntakeRuntime
 from minsheng_intake_web.schemas import SuggestionCreate, SuggestionStatusRead
 
@@ -47,25 +47,17 @@ class WebIntake:
         if not self.campaign.is_open(now):
             raise CollectionClosed(self.campaign)
         key = idempotency_key or uuid.uuid4().hex
-        suggestion_id = suggestion_id_for(Channel.WEB, key)
-        event = SuggestionReceived(
-            suggestion_id=suggestion_id,
-            occurred_at=now,
-            body=SuggestionContent(
-                channel=Channel.WEB,
-                channel_ref=key,
-                campaign=self.campaign.code,
-                title=create.title or None,
-                text=create.text,
-                location=create.location,
-                submitter_group=create.submitter_group,
-                tracking_code=tracking_code_for(self._secret, suggestion_id),
-                submitted_at=now,
-            ),
-            personal=PersonalData(name=create.contact.name or None, phone=create.contact.phone or None),
+        content = {
+            "title": create.title or None,
+            "text": create.text,
+            "location": create.location,
+            "submitter_group": create.submitter_group,
+        }
+        personal = PersonalData(name=create.contact.name or None, phone=create.contact.phone or None)
+        accepted = await self._runtime.receive(
+            self.campaign, Channel.WEB, key, content, personal, now, fingerprint=fingerprint(create)
         )
-        accepted = await self._runtime.outbox.accept(key, fingerprint(create), event)
-        published = await self._runtime.publish_now(accepted)
+        published = accepted.published
         return Receipt(
             accepted.suggestion_id, accepted.tracking_code, access_code_for(self._secret, accepted.suggestion_id), published
         )

@@ -18,10 +18,9 @@ from minsheng_core.events import (
     Channel,
     PersonalData,
     SuggestionAttachmentAdded,
-    SuggestionContent,
     SuggestionReceived,
 )
-from minsheng_core.ids import normalise_tracking_code, person_key, suggestion_id_for, tracking_code_for
+from minsheng_core.ids import normalise_tracking_code, person_key, tracking_code_for
 from minsheng_core.intake import IntakeRuntime
 from minsheng_core.outbox import SubmissionKeyConflict
 from minsheng_core.text import has_content
@@ -146,29 +145,26 @@ class WechatIntake:
         awaiting: str | None = None,
         attachments: list[Attachment] | None = None,
     ) -> Reply:
-        ref = _ref(account, msg)
-        suggestion_id = suggestion_id_for(Channel.WECHAT, ref)
-        event = SuggestionReceived(
-            suggestion_id=suggestion_id,
-            body=SuggestionContent(
-                channel=Channel.WECHAT,
-                channel_ref=ref,
-                account=account.appid,
-                campaign=self.campaign.code,
-                text=text,
-                awaiting=awaiting,
-                attachments=attachments or [],
-                unit=account.unit,
-                tracking_code=tracking_code_for(self._secret, suggestion_id),
-                submitted_at=datetime.fromtimestamp(msg.create_time, UTC),
-            ),
-            personal=PersonalData(wechat_openid=msg.from_user),
-        )
+        content = {
+            "account": account.appid,
+            "text": text,
+            "awaiting": awaiting,
+            "attachments": attachments or [],
+            "unit": account.unit,
+        }
         try:
-            accepted = await self._runtime.outbox.accept(ref, _fingerprint(msg), event, self._sender(msg))
+            accepted = await self._runtime.receive(
+                self.campaign,
+                Channel.WECHAT,
+                _ref(account, msg),
+                content,
+                PersonalData(wechat_openid=msg.from_user),
+                datetime.fromtimestamp(msg.create_time, UTC),
+                fingerprint=_fingerprint(msg),
+                sender=self._sender(msg),
+            )
         except SubmissionKeyConflict:
             return Reply(None, "msgid_conflict")
-        await self._runtime.publish_now(accepted)
         stored = accepted.event
         if not isinstance(stored, SuggestionReceived):  # the first try attached the picture to an earlier suggestion
             return Reply(replies.image_attached(tracking_code_for(self._secret, stored.suggestion_id)), "image_attached")
