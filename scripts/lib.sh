@@ -13,3 +13,13 @@ ensure_uv() {
 ensure_model() {
   (cd "$ROOT" && uv run --frozen minsheng-classify ship)
 }
+
+# The operators' console is tested in a real browser: Debian's chromium, driven by Playwright.
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  echo "[setup] installing chromium from Debian's packages (browser tests)"
+  local root=()
+  [ "$(id -u)" -eq 0 ] || root=(sudo)
+  "${root[@]}" apt-get update -qq
+  "${root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}

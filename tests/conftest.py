@@ -87,6 +87,7 @@ class System:
         from datetime import date, timedelta
 
         from minsheng_classifier.settings import ClassifierSettings
+        from minsheng_intake_hotline.settings import HotlineSettings
         from minsheng_intake_web.settings import WebSettings
         from minsheng_intake_wechat.settings import WechatSettings
         from minsheng_store.settings import StoreSettings
@@ -110,6 +111,15 @@ class System:
             accounts_file=accounts,
             drain_interval_seconds=0.5,
         )
+        self.hotline_settings = HotlineSettings(
+            **common,
+            outbox_path=outbox.parent / "hotline-outbox.sqlite3",
+            drain_interval_seconds=0.5,
+            public_url="http://hotline",
+            twilio_auth_token="test-twilio-auth-token",
+            transcripts_token="test-transcripts-token",
+            edit_window_minutes=10,
+        )
         self.wechat_accounts = [WechatPlatform(a["appid"], a["token"], a["encoding_aes_key"]) for a in WECHAT_ACCOUNTS]
         self.store_settings = StoreSettings(**common, api_token="test-staff-token")
         self.classifier_settings = ClassifierSettings(**common, model_dir=model_dir)
@@ -121,11 +131,12 @@ class System:
 
 @pytest.fixture
 async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_path: Path) -> AsyncIterator[System]:
-    """Start classifier, store and both intakes with their lifespans; clients on .web, .wechat, .store, .classifier."""
+    """Start classifier, store and the intakes; clients on .web, .wechat, .hotline, .store, .classifier."""
     from asgi_lifespan import LifespanManager
 
     from minsheng_classifier.app import create_app as classifier_app
     from minsheng_intake_web.app import create_app as web_app
+    from minsheng_intake_hotline.app import create_app as hotline_app
     from minsheng_intake_wechat.app import create_app as wechat_app
     from minsheng_store.app import create_app as store_app
 
@@ -135,6 +146,7 @@ async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_
         ("store", store_app(system.store_settings)),
         ("web", web_app(system.web_settings)),
         ("wechat", wechat_app(system.wechat_settings)),
+        ("hotline", hotline_app(system.hotline_settings)),
     ]
     managers = []
     try:

@@ -184,6 +184,16 @@ class Outbox:
             row = await rows.fetchone()
         return SuggestionReceived.model_validate_json(row[0]) if row else None
 
+    async def tracking_codes_from(self, sender: str | None, limit: int = 20) -> list[str]:
+        """Tracking codes of the sender's suggestions accepted here, newest first."""
+        if sender is None:
+            return []
+        async with self.db.execute(
+            "SELECT tracking_code FROM outbox WHERE sender = ? AND tracking_code IS NOT NULL ORDER BY seq DESC LIMIT ?",
+            (sender, limit),
+        ) as rows:
+            return [row[0] for row in await rows.fetchall()]
+
     async def revise(self, submission_key: str, event: SuggestionReceived, author: str) -> bool:
         """Replace a held entry's event before it is published; False once it is out (or not the author's)."""
         cursor = await self.db.execute(

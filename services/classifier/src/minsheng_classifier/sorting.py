@@ -52,11 +52,14 @@ class Sorter:
             return NOTHING_TO_CLASSIFY, model.version
         return (await asyncio.to_thread(model.predict, [text]))[0], model.version
 
-    def classification(self, prediction: Prediction, model_version: str, **extra: object) -> Classification:
+    def classification(
+        self, prediction: Prediction, model_version: str, unfinished: bool = False, **extra: object
+    ) -> Classification:
         return Classification(
             category=prediction.category,
             confidence=round(prediction.confidence, 4),
-            needs_review=prediction.confidence < self.review_threshold,
+            # words still to be completed from a recording or a picture: a person looks again whatever the model says
+            needs_review=unfinished or prediction.confidence < self.review_threshold,
             model_version=model_version,
             classified_at=utc_now(),
             **extra,
@@ -79,7 +82,7 @@ class Sorter:
             # the same suggestion and model always give the same event id, so subscribers can drop repeats
             event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{event.suggestion_id}:{version}"),
             suggestion_id=event.suggestion_id,
-            body=self.classification(prediction, version, **extra),
+            body=self.classification(prediction, version, body.awaiting is not None, **extra),
         )
 
 

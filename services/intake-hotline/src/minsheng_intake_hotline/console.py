@@ -1,0 +1,302 @@
+"""The operators' console at the TV station: sign in, take a caller's suggestion down, correct it until published.
+
+Keyboard-first and Chinese. The classifier's guess and the phone-number check are fetched as the operator types;
+the console works without them (the classifier may be down). Forms carry a CSRF token bound to the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import structlog
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from minsheng_core.events import BODY_MAX, PLACE_MAX
+from minsheng_core.http import field_errors
+from minsheng_core.ids import normalise_tracking_code
+from minsheng_core.outbox import Entry, SubmissionKeyConflict
+from minsheng_core.phones import Phone, canonical_phone
+from minsheng_core.staff import Role, StaffMember
+from minsheng_core.text import require_words
+from minsheng_intake_hotline.suggestions import CollectionClosed, HotlineIntake, OperatorEntry
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/console", include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+SESSION_COOKIE = "minsheng_console"
+CONSOLE_ROLES = (Role.OPERATOR, Role.ADMIN)
+
+
+class EntryForm(BaseModel):
+    """The console form, validated with messages in Chinese."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    phone: Phone
+    name: str | None = Field(default=None, max_length=50)
+    town: str | None = Field(default=None, max_length=PLACE_MAX)
+    village: str | None = Field(default=None, max_length=PLACE_MAX)
+    detail: str | None = Field(default=None, max_length=200)
+    text: Annotated[str, AfterValidator(require_words)] = Field(min_length=1, max_length=BODY_MAX)
+
+    def entry(self) -> OperatorEntry:
+        optional = (self.name, self.town, self.village, self.detail)
+        return OperatorEntry(self.phone, *(value or None for value in optional), self.text)
+
+
+class _SignIn(Exception):
+    """Not signed in (or not allowed here): pages go to the sign-in page, APIs answer 401."""
+
+
+def _csrf(request: Request, session: str) -> str:
+    key = request.app.state.settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"csrf:{session}".encode(), hashlib.sha256).hexdigest()
+
+
+async def operator(request: Request) -> StaffMember:
+    """The signed-in operator (or administrator)."""
+    member = await request.app.state.staff.member_for(request.cookies.get(SESSION_COOKIE))
+    if member is None or not member.has(*CONSOLE_ROLES):
+        raise _SignIn()
+    return member
+
+
+def check_csrf(request: Request, csrf: str) -> None:
+    session = request.cookies.get(SESSION_COOKIE, "")
+    if not hmac.compare_digest(csrf, _csrf(request, session)):
+        raise HTTPException(status_code=403, detail="表单已过期，请刷新页面后重试")
+
+
+Operator = Annotated[StaffMember, Depends(operator)]
+
+
+def install_sign_in_redirect(app: Any) -> None:
+    """Pages redirect to the sign-in page; the console's JSON endpoints answer 401."""
+
+    @app.exception_handler(_SignIn)
+    async def _to_sign_in(request: Request, _exc: _SignIn) -> Response:
+        if request.url.path.startswith("/console/api/"):
+            return JSONResponse({"error": "请先登录"}, status_code=401)
+        return RedirectResponse("/console/login", status_code=303)
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    hotline: HotlineIntake = request.app.state.hotline
+    return templates.TemplateResponse(request, name, {"campaign": hotline.campaign, **context}, status_code=status_code)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", {"error": None})
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=40)],
+    password: Annotated[str, Form(max_length=200)],
+) -> Response:
+    member = await request.app.state.staff.authenticate(username.strip().lower(), password)
+    if member is None or not member.has(*CONSOLE_ROLES):
+        log.info("console_login_refused")
+        return _page(request, "login.html", {"error": "用户名或密码不正确，或该账号不是接线员账号。"}, status_code=401)
+    token = await request.app.state.staff.open_session(member)
+    response = RedirectResponse("/console", status_code=303)
+    secure = request.app.state.settings.cookie_secure
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/console")
+    log.info("console_login", staff=member.username)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, member: Operator, csrf: Annotated[str, Form()]) -> Response:
+    check_csrf(request, csrf)
+    await request.app.state.staff.close_session(request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/console")
+    return response
+
+
+def _places(request: Request) -> dict[str, list[str]]:
+    """Town → its villages and communities, for the suggestions as the operator types."""
+    return {unit.name: [place.name for place in unit.places] for unit in request.app.state.units.units if unit.places}
+
+
+async def _console(
+    request: Request,
+    member: StaffMember,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    saved: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    hotline: HotlineIntake = request.app.state.hotline
+    now = datetime.now(UTC)
+    context = {
+        "member": member,
+        "values": values or {},
+        "errors": errors or {},
+        "saved": saved,
+        "entry_key": (values or {}).get("entry_key") or uuid.uuid4().hex,
+        "entries": await hotline.entries(member),
+        "now": now,
+        "zone": hotline.campaign.zone,
+        "places": _places(request),
+        "csrf": _csrf(request, request.cookies.get(SESSION_COOKIE, "")),
+        "open": hotline.campaign.is_open(now),
+    }
+    return _page(request, "console.html", context, status_code)
+
+
+@router.get("", response_class=HTMLResponse)
+async def console_page(request: Request, member: Operator, saved: str | None = None) -> HTMLResponse:
+    return await _console(request, member, saved=normalise_tracking_code(saved or "") if saved else None)
+
+
+def _form_values(form: Any) -> dict[str, str]:
+    return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+
+
+def _errors(exc: ValidationError) -> dict[str, str]:
+    return {e["field"]: e["message"] for e in field_errors(list(exc.errors()))}
+
+
+@router.post("/entries", response_class=HTMLResponse)
+async def take_entry(request: Request, member: Operator) -> Response:
+    """Accept what the operator typed; the caller is told the tracking code at once."""
+    values = _form_values(await request.form())
+    check_csrf(request, values.get("csrf", ""))
+    hotline: HotlineIntake = request.app.state.hotline
+    entry_key = values.get("entry_key", "")
+    if not (8 <= len(entry_key) <= 64 and entry_key.isalnum()):
+        raise HTTPException(status_code=400, detail="缺少表单编号，请刷新页面")
+    try:
+        form = EntryForm.model_validate(values)
+        accepted = await hotline.take_entry(member, entry_key, form.entry(), datetime.now(UTC))
+    except ValidationError as exc:
+        return await _console(request, member, values, _errors(exc), status_code=422)
+    except CollectionClosed as exc:
+        return await _console(request, member, values, {"text": str(exc)}, status_code=403)
+    except SubmissionKeyConflict:
+        return await _console(request, member, values, {"text": "该表单已提交过，请刷新页面后录入下一条"}, status_code=409)
+    log.info("console_entry_taken", staff=member.username, suggestion_id=accepted.suggestion_id, new=accepted.new)
+    return RedirectResponse(f"/console?saved={accepted.tracking_code}", status_code=303)
+
+
+async def _own_entry(hotline: HotlineIntake, member: StaffMember, entry_key: str) -> Entry:
+    for entry in await hotline.entries(member, limit=200):
+        if entry.submission_key == f"operator:{entry_key}":
+            return entry
+    raise HTTPException(status_code=404, detail="没有找到您的这条录入")
+
+
+@router.get("/entries/{entry_key}", response_class=HTMLResponse)
+async def entry_page(request: Request, member: Operator, entry_key: str) -> HTMLResponse:
+    hotline: HotlineIntake = request.app.state.hotline
+    entry = await _own_entry(hotline, member, entry_key)
+    return _entry_page(request, entry, entry_key, _entry_values(entry), {})
+
+
+def _entry_values(entry: Entry) -> dict[str, str]:
+    body, personal = entry.event.body, entry.event.personal
+    return {
+        "phone": personal.phone or "",
+        "name": personal.name or "",
+        "town": body.location.town or "",
+        "village": body.location.village or "",
+        "detail": body.location.detail or "",
+        "text": body.text,
+    }
+
+
+def _entry_page(
+    request: Request, entry: Entry, entry_key: str, values: dict[str, str], errors: dict[str, str], status_code: int = 200
+) -> HTMLResponse:
+    now = datetime.now(UTC)
+    context = {
+        "entry": entry,
+        "entry_key": entry_key,
+        "values": values,
+        "errors": errors,
+        "editable": entry.editable(now),
+        "zone": request.app.state.hotline.campaign.zone,
+        "places": _places(request),
+        "csrf": _csrf(request, request.cookies.get(SESSION_COOKIE, "")),
+    }
+    return _page(request, "entry.html", context, status_code)
+
+
+@router.post("/entries/{entry_key}", response_class=HTMLResponse)
+async def revise_entry(request: Request, member: Operator, entry_key: str) -> Response:
+    """Correct one's own entry while it is still held back."""
+    values = _form_values(await request.form())
+    check_csrf(request, values.get("csrf", ""))
+    hotline: HotlineIntake = request.app.state.hotline
+    entry = await _own_entry(hotline, member, entry_key)
+    try:
+        form = EntryForm.model_validate(values)
+    except ValidationError as exc:
+        return _entry_page(request, entry, entry_key, values, _errors(exc), status_code=422)
+    if not entry.editable(datetime.now(UTC)) or not await hotline.revise_entry(member, entry, form.entry()):
+        return _entry_page(request, entry, entry_key, values, {"text": "这条录入已发布，不能再修改。"}, status_code=409)
+    log.info("console_entry_revised", staff=member.username, suggestion_id=entry.event.suggestion_id)
+    return RedirectResponse(f"/console?saved={entry.event.body.tracking_code}", status_code=303)
+
+
+class PredictRequest(BaseModel):
+    text: str = Field(max_length=BODY_MAX)
+
+
+@router.post("/api/predict")
+async def predict(request: Request, member: Operator, body: PredictRequest) -> dict[str, Any]:
+    """What the classifier would say for the text typed so far; ``available: false`` when it cannot answer now."""
+    if not body.text.strip():
+        return {"available": True, "category": None}
+    classifier: httpx.AsyncClient = request.app.state.classifier
+    try:
+        answer = await classifier.post("/api/v1/predict", json={"text": body.text})
+        answer.raise_for_status()
+        verdict = answer.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        log.info("console_prediction_unavailable", error=type(exc).__name__)
+        return {"available": False}
+    hotline: HotlineIntake = request.app.state.hotline
+    category = verdict.get("category")
+    return {
+        "available": True,
+        "category": category,
+        "category_name": hotline.campaign.category_name(category) if category else None,
+        "confidence": verdict.get("confidence"),
+    }
+
+
+@router.get("/api/phone")
+async def phone_history(request: Request, member: Operator, phone: Annotated[str, Query(max_length=32)] = "") -> dict[str, Any]:
+    """Suggestions this campaign already has from the number: a warning, with links, before a repeat is taken."""
+    number = canonical_phone(phone)
+    if len(number) < 7:
+        return {"count": 0, "items": []}
+    hotline: HotlineIntake = request.app.state.hotline
+    codes = await hotline.codes_from_phone(number)
+    items = [{"tracking_code": code, "link": f"/console/suggestions/{code}"} for code in codes]
+    return {"count": len(items), "items": items}
+
+
+@router.get("/suggestions/{tracking_code}", response_class=HTMLResponse)
+async def suggestion_page(request: Request, member: Operator, tracking_code: str) -> HTMLResponse:
+    """An earlier suggestion, as the phone-number warning links to it."""
+    code = normalise_tracking_code(tracking_code)
+    hotline: HotlineIntake = request.app.state.hotline
+    tracked = await hotline.runtime.track(code) if code else None
+    if tracked is None:
+        raise HTTPException(status_code=404, detail="没有找到该查询码")
+    return _page(request, "suggestion.html", {"tracked": tracked, "zone": hotline.campaign.zone})
