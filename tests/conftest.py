@@ -135,8 +135,8 @@ async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_
     from asgi_lifespan import LifespanManager
 
     from minsheng_classifier.app import create_app as classifier_app
-    from minsheng_intake_web.app import create_app as web_app
     from minsheng_intake_hotline.app import create_app as hotline_app
+    from minsheng_intake_web.app import create_app as web_app
     from minsheng_intake_wechat.app import create_app as wechat_app
     from minsheng_store.app import create_app as store_app
 
