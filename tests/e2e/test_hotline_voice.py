@@ -118,3 +118,33 @@ async def test_outside_the_window_the_caller_hears_that_collection_is_closed(sys
     late = twiml(await caller.post(system.hotline, "/twilio/voice/speech", SpeechResult="希望修路", Confidence="0.9"))
     assert "不在征集期内" in spoken(late)
     assert await system.db.suggestions.count_documents({}) == 0
+
+
+async def test_a_mobile_caller_gets_the_code_by_sms_once_through_twilios_rest_api(system):
+    from minsheng_intake_hotline.sms import SmsReceipts
+    from tests.fakes.twilio_api import create_fake_twilio_api
+    from tests.fakes.wechat_api import serve
+
+    account, token = "AC" + "1" * 32, "rest-api-token-0123456789abcdef"
+    fake = create_fake_twilio_api(account, token)
+    state = system.apps["hotline"].state
+    async with serve(fake) as twilio_rest:
+        state.sms = SmsReceipts(account, token, "+15005550006", api_base=twilio_rest)
+        try:
+            caller = call(system, caller="+8613812345678")
+            params = {"SpeechResult": "希望在陈栅子乡建一个卫生院", "Confidence": "0.93"}
+            for _ in range(2):  # Twilio retries the callback: still one SMS
+                await caller.post(system.hotline, "/twilio/voice/speech", **params)
+            doc = await stored(system, caller.call_sid)
+
+            async def sent():
+                return fake.state.messages
+
+            [message] = await eventually(sent)
+            assert message["to"] == "+8613812345678" and doc["tracking_code"] in message["body"]
+            landline = call(system, caller="+863142345678")
+            await landline.post(system.hotline, "/twilio/voice/speech", **params)
+            await stored(system, landline.call_sid)
+            assert len(fake.state.messages) == 1  # an SMS cannot reach a landline
+        finally:
+            state.sms = None
