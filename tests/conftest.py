@@ -166,3 +166,21 @@ async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_
         for manager in reversed(managers):
             await manager.__aexit__(None, None, None)
         await system.db.client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logging_as_the_services_do() -> None:
+    """Configure logging before any logger is first used (structlog caches loggers), the way every service does,
+    so that tests read log events from the standard library's records whatever order they run in."""
+    from minsheng_core.logging import configure_logging
+
+    configure_logging("tests", "json", "info")
+
+
+@pytest.fixture
+def log_events(caplog: pytest.LogCaptureFixture):
+    """The structlog events logged during the test so far (event dicts)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    return lambda: [record.msg for record in caplog.records if isinstance(record.msg, dict)]

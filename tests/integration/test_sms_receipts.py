@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
-from structlog.testing import capture_logs
 
 from minsheng_intake_hotline.sms import SmsReceipts, e164
 from tests.fakes.twilio_api import create_fake_twilio_api
@@ -63,10 +62,10 @@ async def test_a_receipt_arrives_with_the_e164_number_the_sender_and_the_chinese
     assert fake.state.requests == [("POST", "/2010-04-01/Accounts/" + ACCOUNT_SID + "/Messages.json")]
 
 
-async def test_a_wrong_auth_token_returns_none_and_nothing_is_sent(base_url: str, fake: FastAPI):
+async def test_a_wrong_auth_token_returns_none_and_nothing_is_sent(base_url: str, fake: FastAPI, log_events):
     receipts = SmsReceipts(ACCOUNT_SID, "0" * 32, FROM, api_base=base_url)
-    with capture_logs() as logs:
-        sid = await receipts.send(CALLER, BODY)
+    sid = await receipts.send(CALLER, BODY)
+    logs = log_events()
 
     assert sid is None
     assert fake.state.messages == []
@@ -74,13 +73,13 @@ async def test_a_wrong_auth_token_returns_none_and_nothing_is_sent(base_url: str
     assert [(e["event"], e["status"], e["code"]) for e in logs] == [("sms_receipt_refused", 401, 20003)]
 
 
-async def test_a_server_error_returns_none_without_raising(receipts: SmsReceipts, fake: FastAPI):
+async def test_a_server_error_returns_none_without_raising(receipts: SmsReceipts, fake: FastAPI, log_events):
     fake.state.fail_next = 1
-    with capture_logs() as logs:
-        assert await receipts.send(CALLER, BODY) is None
-        assert fake.state.messages == []
-        # The control is spent: the next receipt goes through.
-        assert await receipts.send(CALLER, BODY) is not None
+    assert await receipts.send(CALLER, BODY) is None
+    assert fake.state.messages == []
+    # The control is spent: the next receipt goes through.
+    assert await receipts.send(CALLER, BODY) is not None
+    logs = log_events()
 
     assert len(fake.state.messages) == 1
     assert [e["event"] for e in logs] == ["sms_receipt_refused", "sms_receipt_sent"]
@@ -92,29 +91,29 @@ async def test_a_number_twilio_refuses_returns_none(receipts: SmsReceipts, fake:
     assert fake.state.messages == []
 
 
-async def test_an_unreachable_api_returns_none():
+async def test_an_unreachable_api_returns_none(log_events):
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
 
     receipts = SmsReceipts(ACCOUNT_SID, AUTH_TOKEN, FROM, api_base="http://127.0.0.1:" + str(port))
-    with capture_logs() as logs:
-        assert await receipts.send(CALLER, BODY) is None
+    assert await receipts.send(CALLER, BODY) is None
+    logs = log_events()
 
     assert [(e["event"], e["error"]) for e in logs] == [("sms_receipt_unreachable", "ConnectionError")]
 
 
 async def test_logs_never_carry_the_phone_number_or_the_body(
-    receipts: SmsReceipts, fake: FastAPI, base_url: str, caplog: pytest.LogCaptureFixture
+    receipts: SmsReceipts, fake: FastAPI, base_url: str, caplog: pytest.LogCaptureFixture, log_events
 ):
     caplog.set_level(logging.DEBUG)
-    with capture_logs() as logs:
-        await receipts.send(CALLER, BODY)
-        await SmsReceipts(ACCOUNT_SID, "wrong", FROM, api_base=base_url).send(CALLER, BODY)
-        fake.state.fail_next = 1
-        await receipts.send(CALLER, BODY)
-        # Twilio's 21211 message quotes the refused number.
-        await receipts.send("+8613912345678x", BODY)
+    await receipts.send(CALLER, BODY)
+    await SmsReceipts(ACCOUNT_SID, "wrong", FROM, api_base=base_url).send(CALLER, BODY)
+    fake.state.fail_next = 1
+    await receipts.send(CALLER, BODY)
+    # Twilio's 21211 message quotes the refused number.
+    await receipts.send("+8613912345678x", BODY)
+    logs = log_events()
 
     assert [e["event"] for e in logs] == ["sms_receipt_sent", "sms_receipt_refused", "sms_receipt_refused", "sms_receipt_refused"]
     assert logs[-1]["code"] == 21211

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
-from structlog.testing import capture_logs
 
 from minsheng_wechat.client import SERVICE_WINDOW, ApiCredentials, OutsideServiceWindow, WechatApi, WechatApiError
 from tests.fakes.wechat_api import create_fake_wechat_api, serve
@@ -257,36 +256,36 @@ async def test_persistent_503_gives_up_after_three_attempts(api: WechatApi, fake
     assert fake.state.messages == []
 
 
-async def test_an_unreachable_server_raises_after_retries(clock: Clock):
+async def test_an_unreachable_server_raises_after_retries(clock: Clock, log_events):
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
 
     async with WechatApi("http://127.0.0.1:" + str(port), clock=clock) as api:
-        with capture_logs() as logs:
-            with pytest.raises(WechatApiError) as raised:
-                await api.access_token(CREDS)
+        with pytest.raises(WechatApiError) as raised:
+            await api.access_token(CREDS)
+        logs = log_events()
 
     assert raised.value.errcode == -1
     assert [e["event"] for e in logs] == ["wechat_api_retry", "wechat_api_retry", "wechat_api_unreachable"]
 
 
 async def test_logs_never_carry_the_openid_the_text_the_secret_or_the_token(
-    api: WechatApi, fake: FastAPI, caplog: pytest.LogCaptureFixture
+    api: WechatApi, fake: FastAPI, caplog: pytest.LogCaptureFixture, log_events
 ):
     caplog.set_level(logging.DEBUG)
     text = "私密内容 private text"
-    with capture_logs() as logs:
+    await api.send_text(CREDS, OPENID, text, recent())
+    fake.state.expire_tokens()
+    await api.send_template(CREDS, OPENID, "tplAbC123", {"thing1": text})
+    fake.state.fail_next = 1
+    await api.send_text(CREDS, OPENID, text, recent())
+    fake.state.outside_window.add(OPENID)
+    with pytest.raises(OutsideServiceWindow):
         await api.send_text(CREDS, OPENID, text, recent())
-        fake.state.expire_tokens()
-        await api.send_template(CREDS, OPENID, "tplAbC123", {"thing1": text})
-        fake.state.fail_next = 1
-        await api.send_text(CREDS, OPENID, text, recent())
-        fake.state.outside_window.add(OPENID)
-        with pytest.raises(OutsideServiceWindow):
-            await api.send_text(CREDS, OPENID, text, recent())
-        with pytest.raises(OutsideServiceWindow):
-            await api.send_text(CREDS, OPENID, text, NOW - timedelta(days=3))
+    with pytest.raises(OutsideServiceWindow):
+        await api.send_text(CREDS, OPENID, text, NOW - timedelta(days=3))
+    logs = log_events()
 
     events = [entry["event"] for entry in logs]
     assert events.count("wechat_message_sent") == 3
