@@ -1,9 +1,15 @@
 """The model recipes: title and token handling, and that each recipe trains and gives calibrated probabilities."""
 
+import pickle
+
+import numpy as np
 import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from minsheng_classifier.corpus import CAMPAIGN_CORPUS, load_examples
-from minsheng_classifier.recipes import RECIPES, build_pipeline, title, words
+from minsheng_classifier.model import TextClassifier
+from minsheng_classifier.ngrams import FastNgramTfidf
+from minsheng_classifier.recipes import RECIPES, body_and_title, build_pipeline, chars, title, words
 from minsheng_classifier.text import normalise
 
 
@@ -16,6 +22,13 @@ def test_title_is_the_first_line_or_what_comes_before_an_ideographic_space():
     assert title(normalise("村里的路该修了\n一下雨就是泥")) == "村里的路该修了"
     assert title(normalise("占道施工\u3000西湖建筑集团在人行道上施工")) == "占道施工"
     assert title("希望修路") == "希望 修路"
+
+
+def test_the_fast_recipe_segments_body_and_title_once():
+    text = normalise("占道施工\u3000西湖建筑集团在人行道上施工")
+    assert body_and_title(text) == (" ".join(words(text)), " ".join(words("占道施工")))
+    assert body_and_title("市 西湖 建筑 集团 占 道 施工") == ("市 西湖 建筑 集团 占 道 施工",) * 2
+    assert body_and_title("") == ("", "")
 
 
 def test_an_unknown_recipe_is_refused():
@@ -31,3 +44,49 @@ def test_each_recipe_learns_and_gives_probabilities(recipe):
     assert probabilities.shape == (2, len({e.label for e in examples}))
     assert abs(probabilities.sum(axis=1) - 1).max() < 1e-6
     assert list(pipeline.predict(["村村通公路坑太多了，希望重新铺设"])) == ["road_traffic"]
+
+
+_CORPUS = ["市 西湖 建筑 集团 占 道 施工", "村里的路该修了\n一下雨就是泥", "😀🙏👍", "", "路 路 路 修 路", "ABC abc 123 西湖"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_fast_character_ngrams_equal_scikit_learn_tfidf(n):
+    ours = FastNgramTfidf((n, n), None).fit(_CORPUS)
+    theirs = TfidfVectorizer(analyzer="char", preprocessor=chars, ngram_range=(n, n), sublinear_tf=True).fit(_CORPUS)
+    # Packed character ids sort like the strings, so even the column order is scikit-learn's.
+    assert len(ours.vocabulary_[f"char{n}"]) == len(theirs.vocabulary_)
+    np.testing.assert_allclose(ours.transform(_CORPUS).toarray(), theirs.transform(_CORPUS).toarray(), atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_fast_word_ngrams_equal_scikit_learn_tfidf_up_to_column_order(n):
+    ours = FastNgramTfidf(None, (n, n)).fit(_CORPUS)
+    theirs = TfidfVectorizer(tokenizer=str.split, token_pattern=None, lowercase=False, ngram_range=(n, n), sublinear_tf=True)
+    theirs.fit(_CORPUS)
+    a, b = ours.transform(_CORPUS).toarray(), theirs.transform(_CORPUS).toarray()
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a @ a.T, b @ b.T, atol=1e-12)  # word ids are hashes: compare what a linear model sees
+    np.testing.assert_allclose(np.sort(a, axis=1), np.sort(b, axis=1), atol=1e-12)
+
+
+def test_fast_ngrams_keep_blocks_apart_and_survive_pickling_and_empty_input():
+    tfidf = FastNgramTfidf((1, 3), (1, 2), weight=0.5).fit(_CORPUS)
+    matrix = tfidf.transform(_CORPUS + ["嗯嗯"])
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    assert norms[0] == pytest.approx(0.5 * np.sqrt(5))  # five blocks, each l2-normalised, times the weight
+    assert norms[3] == 0 and norms[-1] == 0  # empty and unseen text: no features, no crash
+    copy = pickle.loads(pickle.dumps(tfidf))
+    assert (copy.transform(_CORPUS) != tfidf.transform(_CORPUS)).nnz == 0
+    assert tfidf.transform([]).shape == (0, matrix.shape[1])
+
+
+def test_fast_recipe_saves_loads_and_answers_empty_and_emoji_texts(tmp_path):
+    examples = load_examples(CAMPAIGN_CORPUS)
+    model = TextClassifier.train([e.text for e in examples], [e.label for e in examples], "0" * 64, recipe="fast")
+    texts = ["", "😀🙏👍", "！？。", "村村通公路坑太多了，希望重新铺设", "小区物业费太贵\u3000物业服务差，电梯常坏"]
+    model.save(tmp_path)
+    loaded = TextClassifier.load(tmp_path)
+    before, after = model.predict(texts), loaded.predict(texts)
+    assert after == before
+    assert all(p.category in model.categories and 0 < p.confidence <= 1 for p in after)
+    assert after[3].category == "road_traffic" and after[4].category == "community"

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--data", type=Path, required=True, action="append", help="JSON-lines file or folder; repeatable")
     train.add_argument("--model", type=Path, required=True, help="folder to write the model to")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--recipe", choices=RECIPES, default="linear", help="linear (seconds) or stacked (minutes)")
+    train.add_argument("--recipe", choices=RECIPES, default="linear", help="linear, stacked (minutes to train) or fast")
     train.set_defaults(run=_train)
     ship = sub.add_parser("ship", help="build the campaign model the service ships, if missing or stale")
     ship.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)

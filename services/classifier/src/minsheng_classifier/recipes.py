@@ -1,6 +1,8 @@
-"""The two model recipes. "linear": one calibrated linear SVM over words and characters, seconds to train.
+"""The model recipes. "linear": one calibrated linear SVM over words and characters, seconds to train.
 "stacked": a linear SVM with separate title features, an NB-SVM and a cosine nearest-neighbour voter, combined by
-a logistic regression on their out-of-fold scores (calibrated by construction); minutes to train on 7,000 texts."""
+a logistic regression on their out-of-fold scores (calibrated by construction); minutes to train on 7,000 texts.
+"fast": one calibrated linear SVM over body and title n-grams computed with numpy (ngrams.py), several times faster
+at predicting than the other two."""
 
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
+from minsheng_classifier.ngrams import FastNgramTfidf
 from minsheng_classifier.text import normalise
 
 jieba.setLogLevel(logging.WARNING)
-RECIPES = ("linear", "stacked")
+RECIPES = ("linear", "stacked", "fast")
 _SPACES = re.compile(r"\s+")
 _TITLE_BREAK = re.compile(r"\n| {2,}")
 _TITLE_FALLBACK_WORDS = 12
@@ -192,8 +195,44 @@ def stacked(seed: int = 0) -> Pipeline:
     return Pipeline([("normalise", FunctionTransformer(normalise_all)), ("classifier", stack)])
 
 
+def body_and_title(text: str) -> tuple[str, str]:
+    """Normalised text and its title, each as words separated by single spaces."""
+    tokens = words(text)
+    # title() would segment the whole text a second time when it has no title line; its first words are at hand.
+    head = words(title(text)) if _TITLE_BREAK.search(text.strip()) else tokens[:_TITLE_FALLBACK_WORDS]
+    return " ".join(tokens), " ".join(head)
+
+
+def bodies_and_titles(texts: list[str]) -> list[tuple[str, str]]:
+    """The fast recipe's first step: each text normalised and segmented once, body and title."""
+    return [body_and_title(normalise(t)) for t in texts]
+
+
+def _bodies(pairs: list[tuple[str, str]]) -> list[str]:
+    return [body for body, _ in pairs]
+
+
+def _titles(pairs: list[tuple[str, str]]) -> list[str]:
+    return [head for _, head in pairs]
+
+
+def fast(seed: int = 0) -> Pipeline:
+    """Character 1–3-grams and word 1–2-grams of body and title (title × 0.7), LinearSVC, sigmoid calibration."""
+    # C and the title weight were chosen by 5-fold cross-validation on the TipDM train split (identical texts kept
+    # in one fold); character 4-grams, NB-SVM weights and a kNN voter changed macro-F1 by less than 0.003.
+    features = FeatureUnion(
+        [
+            ("body", Pipeline([("pick", FunctionTransformer(_bodies)), ("tfidf", FastNgramTfidf((1, 3), (1, 2)))])),
+            ("title", Pipeline([("pick", FunctionTransformer(_titles)), ("tfidf", FastNgramTfidf((1, 3), (1, 2), weight=0.7))])),
+        ]
+    )
+    # ensemble=False: one SVM refitted on all the data, so predicting costs one SVM, not five.
+    classifier = CalibratedClassifierCV(LinearSVC(C=1.0, random_state=seed), cv=5, method="sigmoid", ensemble=False)
+    return Pipeline([("prepare", FunctionTransformer(bodies_and_titles)), ("features", features), ("classifier", classifier)])
+
+
 def build_pipeline(recipe: str = "linear", seed: int = 0) -> Pipeline:
     """The untrained pipeline of a recipe."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {RECIPES}")
-    return linear(seed) if recipe == "linear" else stacked(seed)
+    return {"linear": linear, "stacked": stacked, "fast": fast}[recipe](seed)
