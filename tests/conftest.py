@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pymongo import AsyncMongoClient
 
+from minsheng_core.staff import Role, StaffDirectory
 from tests.fakes.wechat_platform import WechatPlatform
 
 AMQP_HOST = os.environ.get("MINSHENG_TEST_AMQP_HOST", "127.0.0.1:5672")
@@ -121,12 +122,18 @@ class System:
             edit_window_minutes=10,
         )
         self.wechat_accounts = [WechatPlatform(a["appid"], a["token"], a["encoding_aes_key"]) for a in WECHAT_ACCOUNTS]
-        self.store_settings = StoreSettings(**common, api_token="test-staff-token")
+        self.store_settings = StoreSettings(**common)
         self.classifier_settings = ClassifierSettings(**common, model_dir=model_dir)
         self.amqp_url = amqp_url
         self.db = AsyncMongoClient(mongo_url, tz_aware=True)[database]
-        self.staff_headers = {"Authorization": "Bearer test-staff-token"}
+        self.staff_headers: dict[str, str] = {}  # an administrator's token, once the store is up
         self.apps: dict[str, object] = {}
+
+    async def sign_in(self, username: str, role: Role, unit: str | None = None) -> dict[str, str]:
+        """Create a staff account and return the headers that authenticate its requests to the staff API."""
+        directory = StaffDirectory(self.db)
+        member = await directory.create(username, "a test password", role, username, unit)
+        return {"Authorization": f"Bearer {await directory.open_session(member)}"}
 
 
 @pytest.fixture
@@ -157,6 +164,7 @@ async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=f"http://{name}")
             setattr(system, name, client)
             system.apps[name] = app
+        system.staff_headers = await system.sign_in("test-admin", Role.ADMIN)
         yield system
     finally:
         for name, _ in apps:

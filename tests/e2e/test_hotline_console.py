@@ -84,6 +84,8 @@ async def test_an_entry_gets_its_code_at_once_is_editable_then_published_and_sto
     assert (await system.db.personal_data.find_one({"_id": doc["_id"]}))["phone"] == "13912345678"
     late = await system.hotline.post(edit_link, data={**form, "text": "再改一次试试看"})
     assert late.status_code == 409 and "已发布" in late.text
+    actions = [(a["actor"], a["action"]) async for a in system.db.audit_log.find().sort("at", 1)]
+    assert actions == [("op1", "take_hotline_entry"), ("op1", "revise_hotline_entry")]
 
 
 async def test_bad_entries_get_chinese_messages_and_nothing_is_taken(system):

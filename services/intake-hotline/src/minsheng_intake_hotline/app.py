@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from minsheng_core.audit import AuditLog
 from minsheng_core.http import install_common
 from minsheng_core.intake import open_intake
 from minsheng_core.logging import configure_logging
@@ -38,6 +39,7 @@ def create_app(settings: HotlineSettings | None = None) -> FastAPI:
             runtime = await open_intake(stack, app, settings, "intake-hotline")
             staff = StaffDirectory(runtime.db)
             await staff.ensure_indexes()
+            app.state.audit = AuditLog(runtime.db)
             classifier = httpx.AsyncClient(base_url=settings.classifier_url, timeout=settings.classifier_timeout_seconds)
             stack.push_async_callback(classifier.aclose)
             app.state.hotline = HotlineIntake(

@@ -189,6 +189,8 @@ async def take_entry(request: Request, member: Operator) -> Response:
     except SubmissionKeyConflict:
         return await _console(request, member, values, {"text": "该表单已提交过，请刷新页面后录入下一条"}, status_code=409)
     log.info("console_entry_taken", staff=member.username, suggestion_id=accepted.suggestion_id, new=accepted.new)
+    if accepted.new:
+        await request.app.state.audit.record(member, "take_hotline_entry", accepted.suggestion_id)
     return RedirectResponse(f"/console?saved={accepted.tracking_code}", status_code=303)
 
 
@@ -249,6 +251,7 @@ async def revise_entry(request: Request, member: Operator, entry_key: str) -> Re
     if not entry.editable(datetime.now(UTC)) or not await hotline.revise_entry(member, entry, form.entry()):
         return _entry_page(request, entry, entry_key, values, {"text": "这条录入已发布，不能再修改。"}, status_code=409)
     log.info("console_entry_revised", staff=member.username, suggestion_id=entry.event.suggestion_id)
+    await request.app.state.audit.record(member, "revise_hotline_entry", entry.event.suggestion_id)
     return RedirectResponse(f"/console?saved={entry.event.body.tracking_code}", status_code=303)
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from minsheng_core.audit import AuditLog
 from minsheng_core.bus import Consumer, Publisher, PublishFailed
 from minsheng_core.events import (
     AnyEvent,
@@ -27,13 +26,14 @@ from minsheng_core.events import (
 from minsheng_core.http import install_common
 from minsheng_core.lifecycle import open_infrastructure
 from minsheng_core.logging import configure_logging
+from minsheng_core.staff import Role, StaffDirectory, StaffMember
 from minsheng_core.units import load_units
+from minsheng_store.access import DistrictReader, Editor, Reader, may_see, unit_scope
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
-from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SuggestionPage, SuggestionRead
+from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SignIn, SuggestionPage, SuggestionRead, TokenRead
 from minsheng_store.settings import StoreSettings
 
 log = structlog.get_logger(__name__)
-bearer = HTTPBearer(auto_error=False)
 
 
 def _repository(request: Request) -> SuggestionRepository:
@@ -74,20 +74,31 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             publisher = Publisher(connection)
             await publisher.start()
             app.state.repo, app.state.mongo, app.state.connection, app.state.publisher = repo, mongo, connection, publisher
+            app.state.staff = StaffDirectory(mongo[settings.mongo_database])
+            app.state.audit = AuditLog(mongo[settings.mongo_database])
+            await app.state.staff.ensure_indexes()
+            await app.state.audit.ensure_indexes()
             yield
 
     app = FastAPI(title="Minsheng store (staff API)", version="1", lifespan=lifespan)
 
     install_common(app)
 
-    def staff(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        expected = settings.api_token.get_secret_value()
-        if credentials is None or not secrets.compare_digest(credentials.credentials, expected):
-            raise HTTPException(status_code=401, detail="staff token required", headers={"WWW-Authenticate": "Bearer"})
+    @app.post("/api/v1/auth/token", response_model=TokenRead, tags=["staff"])
+    async def sign_in(credentials: SignIn, request: Request) -> TokenRead:
+        """A session token for the staff API (``Authorization: Bearer …``), valid for 12 hours."""
+        member = await request.app.state.staff.authenticate(credentials.username, credentials.password)
+        if member is None:
+            log.info("staff_sign_in_refused")
+            raise HTTPException(status_code=401, detail="wrong user name or password")
+        token = await request.app.state.staff.open_session(member)
+        log.info("staff_signed_in", staff=member.username)
+        return TokenRead(token=token, username=member.username, role=member.role.value, unit=member.unit)
 
-    @app.get("/api/v1/suggestions", response_model=SuggestionPage, dependencies=[Depends(staff)], tags=["staff"])
+    @app.get("/api/v1/suggestions", response_model=SuggestionPage, tags=["staff"])
     async def list_suggestions(
         repo: Repo,
+        member: Reader,
         category: Annotated[str | None, Query(max_length=50, pattern=r"^[a-z_]+$")] = None,
         channel: Channel | None = None,
         unit: Annotated[str | None, Query(max_length=50)] = None,
@@ -100,48 +111,58 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> SuggestionPage:
-        """Suggestions matching every given filter, newest first."""
+        """Suggestions matching every given filter, newest first; unit staff see their own unit's only."""
+        scope = unit_scope(member)
+        if scope is not None:
+            if unit not in (None, scope):
+                raise HTTPException(status_code=404, detail="no such unit in your scope")
+            unit = scope
         filters = SuggestionFilter(
             category, channel.value if channel else None, unit, status, needs_review, received_from, received_to, q, awaiting
         )
         total, docs = await repo.list(filters, limit, offset)
         return SuggestionPage(total=total, limit=limit, offset=offset, items=[SuggestionRead.from_document(d) for d in docs])
 
-    @app.get("/api/v1/suggestions/{suggestion_id}", response_model=SuggestionRead, dependencies=[Depends(staff)], tags=["staff"])
-    async def get_suggestion(suggestion_id: Annotated[str, Path(max_length=64)], repo: Repo) -> SuggestionRead:
-        """One suggestion by id; contact data is not part of it."""
+    async def visible(repo: SuggestionRepository, member: StaffMember, suggestion_id: str) -> dict:
         doc = await repo.get(suggestion_id)
-        if doc is None:
+        if doc is None or not may_see(member, doc):  # another unit's suggestion does not exist for unit staff
             raise HTTPException(status_code=404, detail="suggestion not found")
-        return SuggestionRead.from_document(doc)
+        return doc
 
-    @app.get("/api/v1/reports/counts", response_model=CountsRead, dependencies=[Depends(staff)], tags=["staff"])
-    async def counts(repo: Repo) -> CountsRead:
-        """Number of suggestions by category × channel."""
-        rows = [CountRow(**r) for r in await repo.counts_by_category_and_channel()]
+    @app.get("/api/v1/suggestions/{suggestion_id}", response_model=SuggestionRead, tags=["staff"])
+    async def get_suggestion(suggestion_id: Annotated[str, Path(max_length=64)], repo: Repo, member: Reader) -> SuggestionRead:
+        """One suggestion by id; contact data is not part of it."""
+        return SuggestionRead.from_document(await visible(repo, member, suggestion_id))
+
+    @app.get("/api/v1/reports/counts", response_model=CountsRead, tags=["staff"])
+    async def counts(repo: Repo, member: Reader) -> CountsRead:
+        """Number of suggestions by category × channel (of the member's unit, for unit staff)."""
+        rows = [CountRow(**r) for r in await repo.counts_by_category_and_channel(unit_scope(member))]
         return CountsRead(rows=rows, total=sum(r.count for r in rows))
 
-    @app.patch(
-        "/api/v1/suggestions/{suggestion_id}/classification",
-        response_model=SuggestionRead,
-        dependencies=[Depends(staff)],
-        tags=["staff"],
-    )
+    @app.patch("/api/v1/suggestions/{suggestion_id}/classification", response_model=SuggestionRead, tags=["staff"])
     async def correct_classification(
-        suggestion_id: Annotated[str, Path(max_length=64)], correction: CorrectionCreate, request: Request, repo: Repo
+        suggestion_id: Annotated[str, Path(max_length=64)],
+        correction: CorrectionCreate,
+        request: Request,
+        repo: Repo,
+        member: Editor,
     ) -> SuggestionRead:
-        """Correct category and/or unit; published as an event, and it wins over the model at once."""
+        """Correct category and/or unit; published as an event, and it wins over the model at once.
+        Unit staff correct the category of their own unit's suggestions; moving one to another unit is the district
+        office's decision."""
         if correction.category is None and correction.unit is None:
             raise HTTPException(status_code=422, detail="give a category, a unit, or both")
         if correction.category is not None and correction.category not in campaign.category_codes():
             raise HTTPException(status_code=422, detail=f"category must be one of {campaign.category_codes()}")
         if correction.unit is not None and correction.unit not in units.codes():
             raise HTTPException(status_code=422, detail="unknown unit code")
-        if await repo.get(suggestion_id) is None:
-            raise HTTPException(status_code=404, detail="suggestion not found")
+        before = await visible(repo, member, suggestion_id)
+        if correction.unit is not None and unit_scope(member) is not None and correction.unit != before.get("unit"):
+            raise HTTPException(status_code=403, detail="only the district office moves a suggestion to another unit")
         event = SuggestionCorrected(
             suggestion_id=suggestion_id,
-            body=Correction(**correction.model_dump(), corrected_by="staff-api", corrected_at=utc_now()),
+            body=Correction(**correction.model_dump(), corrected_by=member.username, corrected_at=utc_now()),
         )
         try:
             await request.app.state.publisher.publish(event)
@@ -149,10 +170,26 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             log.error("correction_not_published", error=str(exc)[:200])
             raise HTTPException(status_code=503, detail="the correction could not be published; nothing changed") from exc
         await repo.apply_corrected(event)  # at once; the consumer applies the same event again, idempotently
+        await request.app.state.audit.record(
+            member,
+            "correct_classification",
+            suggestion_id,
+            before={"category": before.get("category"), "unit": before.get("unit")},
+            after=correction.model_dump(exclude_none=True),
+        )
         return SuggestionRead.from_document(await repo.get(suggestion_id))
 
-    @app.get("/api/v1/exports/corrections.jsonl", response_class=PlainTextResponse, dependencies=[Depends(staff)], tags=["staff"])
-    async def export_corrections(repo: Repo) -> PlainTextResponse:
+    @app.get("/api/v1/audit", tags=["staff"])
+    async def audit_log(
+        request: Request, member: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    ) -> list[dict[str, Any]]:
+        """The most recent staff actions (administrators and supervisors; unit staff see their own)."""
+        if member.has(Role.UNIT_STAFF):
+            return await request.app.state.audit.recent(limit, actor=member.username)
+        return await request.app.state.audit.recent(limit)
+
+    @app.get("/api/v1/exports/corrections.jsonl", response_class=PlainTextResponse, tags=["staff"])
+    async def export_corrections(repo: Repo, member: DistrictReader) -> PlainTextResponse:
         """Staff-corrected texts as JSON lines {text, label}: training data for the next model."""
         lines = [json.dumps(example, ensure_ascii=False) for example in await repo.corrected_examples()]
         return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""), media_type="application/x-ndjson")

@@ -239,9 +239,12 @@ class SuggestionRepository:
         cursor = self._suggestions.find(query).sort([("submitted_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
         return total, await cursor.to_list(None)
 
-    async def counts_by_category_and_channel(self) -> list[dict[str, Any]]:
+    async def counts_by_category_and_channel(self, unit: str | None = None) -> list[dict[str, Any]]:
+        match: dict[str, Any] = {"status": {"$ne": PENDING}}
+        if unit is not None:
+            match["unit"] = unit
         pipeline = [
-            {"$match": {"status": {"$ne": PENDING}}},
+            {"$match": match},
             {"$group": {"_id": {"category": "$category", "channel": "$channel"}, "count": {"$sum": 1}}},
             {"$sort": {"_id.category": 1, "_id.channel": 1}},
         ]

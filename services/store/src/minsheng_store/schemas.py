@@ -87,3 +87,17 @@ class CountRow(BaseModel):
 class CountsRead(BaseModel):
     rows: list[CountRow]
     total: int
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=40)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class TokenRead(BaseModel):
+    token: str
+    username: str
+    role: str
+    unit: str | None

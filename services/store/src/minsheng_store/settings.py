@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from minsheng_core.settings import ServiceSettings
@@ -12,7 +11,6 @@ from minsheng_core.units import DEFAULT_UNITS_FILE
 class StoreSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MINSHENG_STORE_", extra="ignore", frozen=True)
 
-    api_token: SecretStr = SecretStr("dev-only-staff-token")
     queue: str = "minsheng.store"
     prefetch: int = 64
     units_file: Path = DEFAULT_UNITS_FILE

@@ -1,0 +1,71 @@
+"""Who may read and change what through the staff API: roles and the unit a member of staff belongs to.
+
+administrator: everything; supervisor: reads everything, changes nothing; unit staff: their own unit's
+suggestions only (another unit's answer 404, as if they did not exist); operators: the hotline console only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from minsheng_core.staff import Role, StaffMember
+
+bearer = HTTPBearer(auto_error=False)
+
+
+async def signed_in(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> StaffMember:
+    """The member of staff whose session token this is (from POST /api/v1/auth/token)."""
+    member = await request.app.state.staff.member_for(credentials.credentials if credentials else None)
+    if member is None:
+        raise HTTPException(
+            status_code=401, detail="sign in first: a valid staff token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return member
+
+
+async def reader(member: Annotated[StaffMember, Depends(signed_in)]) -> StaffMember:
+    """A member of staff who may read suggestions (not an operator)."""
+    if member.has(Role.OPERATOR):
+        raise HTTPException(status_code=403, detail="operators work in the hotline console")
+    return member
+
+
+async def editor(member: Annotated[StaffMember, Depends(reader)]) -> StaffMember:
+    """A member of staff who may change things (not a supervisor)."""
+    if member.has(Role.SUPERVISOR):
+        raise HTTPException(status_code=403, detail="supervisors read, they do not change")
+    return member
+
+
+async def administrator(member: Annotated[StaffMember, Depends(signed_in)]) -> StaffMember:
+    if not member.has(Role.ADMIN):
+        raise HTTPException(status_code=403, detail="for the district office's administrators")
+    return member
+
+
+async def district_reader(member: Annotated[StaffMember, Depends(signed_in)]) -> StaffMember:
+    """The district office and its supervisors: what spans every unit."""
+    if not member.has(Role.ADMIN, Role.SUPERVISOR):
+        raise HTTPException(status_code=403, detail="for the district office and its supervisors")
+    return member
+
+
+def unit_scope(member: StaffMember) -> str | None:
+    """The only unit the member may see, or None for all of them."""
+    return member.unit if member.has(Role.UNIT_STAFF) else None
+
+
+def may_see(member: StaffMember, suggestion: dict) -> bool:
+    scope = unit_scope(member)
+    return scope is None or suggestion.get("unit") == scope
+
+
+Reader = Annotated[StaffMember, Depends(reader)]
+Editor = Annotated[StaffMember, Depends(editor)]
+Administrator = Annotated[StaffMember, Depends(administrator)]
+DistrictReader = Annotated[StaffMember, Depends(district_reader)]
