@@ -28,9 +28,16 @@ def staff_routes(system) -> list[tuple[str, str]]:
     return [(method, r.path) for r in routes for method in r.methods if r.path != "/api/v1/auth/token"]
 
 
+CONTACTS = {
+    "leader": {"name": "赵书记", "post": "党委副书记", "phone": "13800000001"},
+    "contact": {"name": "钱干事", "post": "党政办干事", "phone": "13800000002"},
+}
+
+
 def request_for(method: str, path: str, suggestion_id: str) -> tuple[str, str, dict]:
-    url = path.replace("{suggestion_id}", suggestion_id)
-    body = {"category": "education_sports"} if method == "PATCH" else None
+    """The request that would touch the other unit (xidi) or its suggestion."""
+    url = path.replace("{suggestion_id}", suggestion_id).replace("{unit}", "xidi")
+    body = {"PATCH": {"category": "education_sports"}, "PUT": CONTACTS}.get(method)
     return method, url, {"json": body} if body else {}
 
 
@@ -90,3 +97,21 @@ async def test_signing_in_gives_a_token_and_wrong_passwords_nothing(system):
     assert (await system.store.get("/api/v1/suggestions", headers={"Authorization": f"Bearer {token}"})).status_code == 200
     bad = await system.store.post("/api/v1/auth/token", json={"username": "clerk2", "password": "wrong password"})
     assert bad.status_code == 401 and "token" not in bad.json()
+
+
+async def test_units_register_their_contacts_and_the_office_sees_who_is_missing(system):
+    clerk = await system.sign_in("xidi-clerk", Role.UNIT_STAFF, "xidi")
+    before = (await system.store.get("/api/v1/units/contacts/missing", headers=system.staff_headers)).json()
+    deadline = system.store_settings.campaign.deadlines.contacts_registered  # the test window opened two days ago
+    assert "xidi" in [u["unit"] for u in before["units"]] and before["deadline"] == deadline.isoformat()
+    assert before["late"] is False
+    saved = await system.store.put("/api/v1/units/xidi/contacts", json=CONTACTS, headers=clerk)
+    assert saved.status_code == 200 and saved.json()["registered_by"] == "xidi-clerk"
+    assert (await system.store.get("/api/v1/units/xidi/contacts", headers=clerk)).json()["leader"]["name"] == "赵书记"
+    after = (await system.store.get("/api/v1/units/contacts/missing", headers=system.staff_headers)).json()
+    assert "xidi" not in [u["unit"] for u in after["units"]] and len(after["units"]) == len(before["units"]) - 1
+    bad = await system.store.put(
+        "/api/v1/units/xidi/contacts", json={**CONTACTS, "leader": {"name": "", "post": "x", "phone": "1"}}, headers=clerk
+    )
+    assert bad.status_code == 422
+    assert (await system.store.get("/api/v1/units/contacts/missing", headers=clerk)).status_code == 403

@@ -28,6 +28,7 @@ from minsheng_core.lifecycle import open_infrastructure
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory, StaffMember
 from minsheng_core.units import load_units
+from minsheng_store import contacts
 from minsheng_store.access import DistrictReader, Editor, Reader, may_see, unit_scope
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
 from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SignIn, SuggestionPage, SuggestionRead, TokenRead
@@ -74,6 +75,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             publisher = Publisher(connection)
             await publisher.start()
             app.state.repo, app.state.mongo, app.state.connection, app.state.publisher = repo, mongo, connection, publisher
+            app.state.db = mongo[settings.mongo_database]
             app.state.staff = StaffDirectory(mongo[settings.mongo_database])
             app.state.audit = AuditLog(mongo[settings.mongo_database])
             await app.state.staff.ensure_indexes()
@@ -82,7 +84,9 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Minsheng store (staff API)", version="1", lifespan=lifespan)
 
+    app.state.units, app.state.campaign = units, campaign
     install_common(app)
+    app.include_router(contacts.router)
 
     @app.post("/api/v1/auth/token", response_model=TokenRead, tags=["staff"])
     async def sign_in(credentials: SignIn, request: Request) -> TokenRead:
