@@ -105,7 +105,7 @@ async def test_filters_match_literally_and_paginate(repo):
     assert total == 4 and len(page) == 2
     total, _ = await repository.list(SuggestionFilter(received_from=NOW + timedelta(seconds=1)), 10, 0)
     assert total == 0
-    counts = await repository.counts_by_category_and_channel()
+    counts = await repository.tallies.rows()
     assert {(r["category"], r["channel"]): r["count"] for r in counts} == {
         ("road_traffic", "web"): 1,
         ("road_traffic", "wechat"): 1,
@@ -153,3 +153,50 @@ async def test_an_attachment_before_or_after_its_suggestion_is_attached_once(rep
     doc = await db.suggestions.find_one({"_id": "s-1"})
     assert doc["status"] == "received" and doc["text"] == "希望硬化村里的道路"
     assert [a["channel_ref"] for a in doc["attachments"]] == ["wx-app:777"]
+
+
+async def direct_counts(db) -> dict[tuple[str, str, str], int]:
+    """What the tallies must say: a count over the suggestions themselves."""
+    counts: dict[tuple[str, str, str], int] = {}
+    async for doc in db.suggestions.find({"status": {"$ne": "pending"}}):
+        key = (doc.get("unit") or "unassigned", doc.get("category") or "unclassified", doc["channel"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+async def tallied(repository) -> dict[tuple[str, str, str], int]:
+    return {(r["unit"], r["category"], r["channel"]): r["count"] for r in await repository.tallies.rows()}
+
+
+async def test_tallies_equal_a_direct_count_through_redeliveries_reorders_and_corrections(repo):
+    from minsheng_core.events import Correction, SuggestionCorrected
+
+    repository, db = repo
+    verdict = classified("s-2", "road_traffic").model_copy(
+        update={"body": classified("s-2").body.model_copy(update={"unit": "xidi"})}
+    )
+    await repository.apply_classified(verdict)  # the verdict before its suggestion: nothing to count yet
+    assert await tallied(repository) == {}
+    for event in (received("s-1"), received("s-1"), received("s-2"), received("s-3", channel=Channel.WECHAT)):
+        await repository.apply_received(event)  # a redelivery counts once
+    assert await tallied(repository) == await direct_counts(db)
+    assert await tallied(repository) == {
+        ("unassigned", "unclassified", "web"): 1,
+        ("xidi", "road_traffic", "web"): 1,
+        ("unassigned", "unclassified", "wechat"): 1,
+    }
+    await repository.apply_classified(classified("s-1", "housing"))
+    await repository.apply_classified(classified("s-1", "housing"))
+    correction = SuggestionCorrected(
+        suggestion_id="s-2", body=Correction(category="rural", unit="luanhe", corrected_by="t", corrected_at=NOW)
+    )
+    await repository.apply_corrected(correction)
+    await repository.apply_classified(verdict)  # a late model verdict does not undo the correction
+    assert await tallied(repository) == await direct_counts(db)
+    assert (await tallied(repository))[("luanhe", "rural", "web")] == 1
+    assert ("xidi", "road_traffic", "web") not in await tallied(repository)
+    before = await tallied(repository)
+    assert await repository.tallies.rebuild() == 3
+    assert await tallied(repository) == before
+    days = await repository.tallies.by_day()
+    assert days == [{"day": "2019-10-20", "count": 3}]  # NOW is 10:00 in Asia/Shanghai

@@ -55,7 +55,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             mongo, connection = await open_infrastructure(stack, settings, "store")
-            repo = SuggestionRepository(mongo[settings.mongo_database])
+            repo = SuggestionRepository(mongo[settings.mongo_database], campaign.zone)
             await repo.ensure_indexes()
 
             async def handle(event: AnyEvent) -> None:
@@ -141,7 +141,11 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     @app.get("/api/v1/reports/counts", response_model=CountsRead, tags=["staff"])
     async def counts(repo: Repo, member: Reader) -> CountsRead:
         """Number of suggestions by category × channel (of the member's unit, for unit staff)."""
-        rows = [CountRow(**r) for r in await repo.counts_by_category_and_channel(unit_scope(member))]
+        totals: dict[tuple[str, str], int] = {}
+        for row in await repo.tallies.rows(unit=unit_scope(member)):  # kept up to date: no scan of the suggestions
+            key = (row["category"], row["channel"])
+            totals[key] = totals.get(key, 0) + row["count"]
+        rows = [CountRow(category=c, channel=ch, count=n) for (c, ch), n in sorted(totals.items())]
         return CountsRead(rows=rows, total=sum(r.count for r in rows))
 
     @app.patch("/api/v1/suggestions/{suggestion_id}/classification", response_model=SuggestionRead, tags=["staff"])

@@ -8,6 +8,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,6 +22,7 @@ from minsheng_core.events import (
     SuggestionReceived,
     full_text,
 )
+from minsheng_store.tallies import Tallies
 
 # Status of a suggestion document. "pending": only its classification has arrived so far.
 PENDING, RECEIVED, CLASSIFIED = "pending", "received", "classified"
@@ -82,10 +84,11 @@ class _StripedLocks:
 class SuggestionRepository:
     """The suggestions and personal_data collections; personal data never shares a document with the text."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, zone: ZoneInfo | None = None) -> None:
         self._suggestions = db.suggestions
         self._personal = db.personal_data
         self._lock = _StripedLocks()
+        self.tallies = Tallies(db, zone or ZoneInfo("Asia/Shanghai"))
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the writes and staff queries rely on; idempotent."""
@@ -96,21 +99,25 @@ class SuggestionRepository:
         await self._suggestions.create_index([("unit", ASCENDING), ("submitted_at", DESCENDING)])
         await self._suggestions.create_index([("cluster_id", ASCENDING)])
         await self._suggestions.create_index([("status", ASCENDING)])
+        await self.tallies.ensure_indexes()
 
     async def apply_received(self, event: SuggestionReceived) -> None:
         """Upsert the suggestion's content; a redelivery sets the same values again."""
         async with self._lock(event.suggestion_id):
             await self._apply_received(event)
+            await self.tallies.settle(event.suggestion_id)
 
     async def apply_classified(self, event: SuggestionClassified) -> None:
         """Record a classification unless a newer one is already there; works before the suggestion exists."""
         async with self._lock(event.suggestion_id):
             await self._apply_classified(event)
+            await self.tallies.settle(event.suggestion_id)
 
     async def apply_corrected(self, event: SuggestionCorrected) -> None:
         """Record a staff correction; the corrected values count from now on, whatever the model says later."""
         async with self._lock(event.suggestion_id):
             await self._apply_corrected(event)
+            await self.tallies.settle(event.suggestion_id)
 
     async def _apply_received(self, event: SuggestionReceived) -> None:
         body = event.body
@@ -238,20 +245,6 @@ class SuggestionRepository:
         total = await self._suggestions.count_documents(query)
         cursor = self._suggestions.find(query).sort([("submitted_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
         return total, await cursor.to_list(None)
-
-    async def counts_by_category_and_channel(self, unit: str | None = None) -> list[dict[str, Any]]:
-        match: dict[str, Any] = {"status": {"$ne": PENDING}}
-        if unit is not None:
-            match["unit"] = unit
-        pipeline = [
-            {"$match": match},
-            {"$group": {"_id": {"category": "$category", "channel": "$channel"}, "count": {"$sum": 1}}},
-            {"$sort": {"_id.category": 1, "_id.channel": 1}},
-        ]
-        rows = await (await self._suggestions.aggregate(pipeline)).to_list(None)
-        return [
-            {"category": row["_id"].get("category"), "channel": row["_id"].get("channel"), "count": row["count"]} for row in rows
-        ]
 
     async def corrected_examples(self) -> list[dict[str, str]]:
         """Texts with a staff-corrected category, as training examples for the next model."""
