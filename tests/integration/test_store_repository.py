@@ -200,3 +200,32 @@ async def test_tallies_equal_a_direct_count_through_redeliveries_reorders_and_co
     assert await tallied(repository) == before
     days = await repository.tallies.by_day()
     assert days == [{"day": "2019-10-20", "count": 3}]  # NOW is 10:00 in Asia/Shanghai
+
+
+async def test_coverage_counts_each_household_once_whatever_arrives_twice(repo):
+    from datetime import date
+
+    from minsheng_core.events import HouseholdVisited, Visit
+    from minsheng_store.visits import Visits
+
+    _, db = repo
+    visits = Visits(db)
+    await visits.ensure_indexes()
+
+    def visit(visit_id: str, household: str, place: str = "西山村") -> HouseholdVisited:
+        body = Visit(unit="shuangtashan", place=place, household=household, visited_on=date(2019, 10, 20), visitor="张三")
+        return HouseholdVisited(visit_id=visit_id, body=body)
+
+    for event in (
+        visit("v1", "王大山"),
+        visit("v1", "王大山"),
+        visit("v2", "王大山 "),
+        visit("v3", "李四"),
+        visit("v4", "赵五", "大贵口村"),
+    ):
+        await visits.apply(event)  # a redelivery, and a second visit of the same household (spaced differently)
+    coverage = {d["_id"]: d["visited"] async for d in db.coverage.find()}
+    assert coverage == {"shuangtashan|西山村": 2, "shuangtashan|大贵口村": 1}
+    assert await db.visits.count_documents({}) == 4
+    await visits.rebuild_coverage()
+    assert {d["_id"]: d["visited"] async for d in db.coverage.find()} == coverage

@@ -36,6 +36,11 @@ async def connect(url: str, name: str) -> AbstractRobustConnection:
     return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
 
 
+def _subject(event: AnyEvent) -> dict[str, str]:
+    """What a consumer's log lines are about: the suggestion, or the visit."""
+    return {"suggestion_id": event.suggestion_id} if hasattr(event, "suggestion_id") else {"visit_id": event.subject_id}
+
+
 def parse_event(body: bytes) -> AnyEvent:
     """Validate a message body against the event contract."""
     return EVENT_ADAPTER.validate_json(body)
@@ -140,7 +145,7 @@ class Consumer:
         except ValidationError as exc:
             await self._park(message, f"invalid event: {_summary(exc)}")
             return
-        with structlog.contextvars.bound_contextvars(suggestion_id=event.suggestion_id, event_id=str(event.event_id)):
+        with structlog.contextvars.bound_contextvars(**_subject(event), event_id=str(event.event_id)):
             try:
                 await self._handler(event)
             except InvalidMessage as exc:

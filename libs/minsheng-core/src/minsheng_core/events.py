@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
@@ -138,19 +138,31 @@ class _Event(_Strict):
     event_id: UUID = Field(default_factory=uuid4)
     schema_version: Literal[1] = SCHEMA_VERSION
     occurred_at: AwareDatetime = Field(default_factory=utc_now)
-    suggestion_id: str = Field(min_length=1, max_length=64)
 
     @field_validator("occurred_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
 
+    @property
+    def subject_id(self) -> str:
+        """The id of what the event is about (a suggestion, a visit): the key of idempotent writes."""
+        raise NotImplementedError
+
     def routing_key(self) -> str:
         """Return the topic routing key that names what happened."""
         raise NotImplementedError
 
 
-class SuggestionReceived(_Event):
+class _SuggestionEvent(_Event):
+    suggestion_id: str = Field(min_length=1, max_length=64)
+
+    @property
+    def subject_id(self) -> str:
+        return self.suggestion_id
+
+
+class SuggestionReceived(_SuggestionEvent):
     """A channel accepted a suggestion."""
 
     event_type: Literal["suggestion.received"] = "suggestion.received"
@@ -161,7 +173,7 @@ class SuggestionReceived(_Event):
         return f"suggestion.received.{self.body.channel.value}"
 
 
-class SuggestionClassified(_Event):
+class SuggestionClassified(_SuggestionEvent):
     """The classifier assigned a category to a suggestion."""
 
     event_type: Literal["suggestion.classified"] = "suggestion.classified"
@@ -171,7 +183,7 @@ class SuggestionClassified(_Event):
         return f"suggestion.classified.{self.body.category}"
 
 
-class SuggestionCorrected(_Event):
+class SuggestionCorrected(_SuggestionEvent):
     """Staff corrected the classification of a suggestion."""
 
     event_type: Literal["suggestion.corrected"] = "suggestion.corrected"
@@ -181,7 +193,7 @@ class SuggestionCorrected(_Event):
         return "suggestion.corrected"
 
 
-class SuggestionAttachmentAdded(_Event):
+class SuggestionAttachmentAdded(_SuggestionEvent):
     """The submitter sent a picture or recording for a suggestion they made a moment before."""
 
     event_type: Literal["suggestion.attachment_added"] = "suggestion.attachment_added"
@@ -191,11 +203,38 @@ class SuggestionAttachmentAdded(_Event):
         return "suggestion.attachment_added"
 
 
-AnyEvent = SuggestionReceived | SuggestionClassified | SuggestionCorrected | SuggestionAttachmentAdded
+class Visit(_Strict):
+    """A household visited door to door (入户走访), with or without suggestions; what coverage is counted from."""
+
+    unit: str = Field(min_length=1, max_length=50, description="the unit whose staff visited")
+    place: str = Field(min_length=1, max_length=PLACE_MAX, description="village or community, as the registry names it")
+    household: str = Field(min_length=1, max_length=100, description="householder or address")
+    visited_on: date
+    visitor: str = Field(min_length=1, max_length=50)
+    suggestion_ids: list[str] = Field(default_factory=list, max_length=50, description="suggestions collected on the visit")
+
+
+class HouseholdVisited(_Event):
+    """Unit staff recorded a household visit."""
+
+    event_type: Literal["visit.recorded"] = "visit.recorded"
+    visit_id: str = Field(min_length=1, max_length=64)
+    body: Visit
+
+    @property
+    def subject_id(self) -> str:
+        return self.visit_id
+
+    def routing_key(self) -> str:
+        return "visit.recorded.door_to_door"
+
+
+AnyEvent = SuggestionReceived | SuggestionClassified | SuggestionCorrected | SuggestionAttachmentAdded | HouseholdVisited
 Event = Annotated[AnyEvent, Field(discriminator="event_type")]
 EVENT_MODELS: tuple[type[_Event], ...] = (
     SuggestionReceived,
     SuggestionClassified,
     SuggestionCorrected,
     SuggestionAttachmentAdded,
+    HouseholdVisited,
 )

@@ -69,7 +69,7 @@ class Accepted:
 
     @property
     def suggestion_id(self) -> str:
-        return self.event.suggestion_id
+        return self.event.subject_id
 
     @property
     def tracking_code(self) -> str | None:
@@ -154,7 +154,7 @@ class Outbox:
             (
                 submission_key,
                 fingerprint,
-                event.suggestion_id,
+                event.subject_id,
                 tracking_code,
                 sender,
                 event.model_dump_json(),

@@ -58,9 +58,7 @@ class _AccountsFile(BaseModel):
     accounts: list[WechatAccount] = Field(min_length=1)
 
 
-def load_accounts(
-    path: Path, known_units: Collection[str] = (), production: bool = False
-) -> dict[str, WechatAccount]:
+def load_accounts(path: Path, known_units: Collection[str] = (), production: bool = False) -> dict[str, WechatAccount]:
     """Accounts by appid; raises AccountsFileError naming the file and the field at fault."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))

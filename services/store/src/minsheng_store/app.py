@@ -18,6 +18,7 @@ from minsheng_core.events import (
     AnyEvent,
     Channel,
     Correction,
+    HouseholdVisited,
     SuggestionAttachmentAdded,
     SuggestionCorrected,
     SuggestionReceived,
@@ -33,6 +34,7 @@ from minsheng_store.access import DistrictReader, Editor, Reader, may_see, unit_
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
 from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SignIn, SuggestionPage, SuggestionRead, TokenRead
 from minsheng_store.settings import StoreSettings
+from minsheng_store.visits import Visits
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +59,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             mongo, connection = await open_infrastructure(stack, settings, "store")
             repo = SuggestionRepository(mongo[settings.mongo_database], campaign.zone)
             await repo.ensure_indexes()
+            visits = Visits(mongo[settings.mongo_database])
+            await visits.ensure_indexes()
 
             async def handle(event: AnyEvent) -> None:
                 if isinstance(event, SuggestionReceived):
@@ -65,6 +69,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
                     await repo.apply_corrected(event)
                 elif isinstance(event, SuggestionAttachmentAdded):
                     await repo.apply_attachment_added(event)
+                elif isinstance(event, HouseholdVisited):
+                    await visits.apply(event)
                 else:
                     await repo.apply_classified(event)
                 log.info("event_stored", event_type=event.event_type)

@@ -1,0 +1,62 @@
+"""Door-to-door visits and the coverage they give: distinct households visited per village or community.
+
+Coverage is kept up to date as visits arrive (one document per place), so reports never count the visits; a
+household visited twice counts once. ``rebuild_coverage`` recounts from the households seen.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from minsheng_core.events import HouseholdVisited
+
+
+def household_key(unit: str, place: str, household: str) -> str:
+    """One household however the clerk spaced or wrote its name (full-width digits, double spaces)."""
+    cleaned = " ".join(unicodedata.normalize("NFKC", household).split())
+    return f"{unit}|{place}|{cleaned}"
+
+
+class Visits:
+    """``visits`` (one per visit), ``visited_households`` (one per household) and ``coverage`` (one per place)."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._visits = db.visits
+        self._households = db.visited_households
+        self._coverage = db.coverage
+
+    async def ensure_indexes(self) -> None:
+        await self._visits.create_index([("unit", 1), ("place", 1)])
+        await self._households.create_index([("unit", 1), ("place", 1)])
+
+    async def apply(self, event: HouseholdVisited) -> None:
+        """Record a visit; a redelivery or a second visit of the same household leaves coverage as it is."""
+        visit = event.body
+        await self._visits.update_one(
+            {"_id": event.visit_id},
+            {"$set": {**visit.model_dump(mode="json"), "recorded_at": datetime.now(UTC)}},
+            upsert=True,
+        )
+        key = household_key(visit.unit, visit.place, visit.household)
+        try:
+            await self._households.insert_one({"_id": key, "unit": visit.unit, "place": visit.place, "visit_id": event.visit_id})
+        except DuplicateKeyError:
+            return
+        await self._coverage.update_one(
+            {"_id": f"{visit.unit}|{visit.place}"},
+            {"$inc": {"visited": 1}, "$setOnInsert": {"unit": visit.unit, "place": visit.place}},
+            upsert=True,
+        )
+
+    async def rebuild_coverage(self) -> None:
+        """Recount every place's visited households from the households seen."""
+        pipeline = [{"$group": {"_id": {"unit": "$unit", "place": "$place"}, "visited": {"$sum": 1}}}]
+        counts = await (await self._households.aggregate(pipeline)).to_list(None)
+        await self._coverage.delete_many({})
+        for row in counts:
+            unit, place = row["_id"]["unit"], row["_id"]["place"]
+            await self._coverage.insert_one({"_id": f"{unit}|{place}", "unit": unit, "place": place, "visited": row["visited"]})
