@@ -10,7 +10,7 @@ COPY config ./config
 COPY deploy/rabbitmq ./deploy/rabbitmq
 RUN uv sync --frozen --no-dev \
  && uv run --frozen --no-dev minsheng-classify train --data services/classifier/corpus --model var/models/campaign \
- && mkdir -p var/intake-web var/intake-wechat var/intake-hotline && chown -R minsheng /app/var
+ && mkdir -p var/intake-web var/intake-wechat var/intake-hotline var/intake-survey && chown -R minsheng /app/var
 USER minsheng
 ENV PATH=/app/.venv/bin:$PATH
 EXPOSE 8000

@@ -89,6 +89,7 @@ class System:
 
         from minsheng_classifier.settings import ClassifierSettings
         from minsheng_intake_hotline.settings import HotlineSettings
+        from minsheng_intake_survey.settings import SurveySettings
         from minsheng_intake_web.settings import WebSettings
         from minsheng_intake_wechat.settings import WechatSettings
         from minsheng_store.settings import StoreSettings
@@ -121,6 +122,9 @@ class System:
             transcripts_token="test-transcripts-token",
             edit_window_minutes=10,
         )
+        self.survey_settings = SurveySettings(
+            **common, outbox_path=outbox.parent / "survey-outbox.sqlite3", drain_interval_seconds=0.5
+        )
         self.wechat_accounts = [WechatPlatform(a["appid"], a["token"], a["encoding_aes_key"]) for a in WECHAT_ACCOUNTS]
         self.store_settings = StoreSettings(**common)
         self.classifier_settings = ClassifierSettings(**common, model_dir=model_dir)
@@ -138,11 +142,12 @@ class System:
 
 @pytest.fixture
 async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_path: Path) -> AsyncIterator[System]:
-    """Start classifier, store and the intakes; clients on .web, .wechat, .hotline, .store, .classifier."""
+    """Start classifier, store and the intakes; clients on .web, .wechat, .hotline, .survey, .store…"""
     from asgi_lifespan import LifespanManager
 
     from minsheng_classifier.app import create_app as classifier_app
     from minsheng_intake_hotline.app import create_app as hotline_app
+    from minsheng_intake_survey.app import create_app as survey_app
     from minsheng_intake_web.app import create_app as web_app
     from minsheng_intake_wechat.app import create_app as wechat_app
     from minsheng_store.app import create_app as store_app
@@ -154,6 +159,7 @@ async def system(amqp_url: str, mongo_db: tuple[str, str], model_dir: Path, tmp_
         ("web", web_app(system.web_settings)),
         ("wechat", wechat_app(system.wechat_settings)),
         ("hotline", hotline_app(system.hotline_settings)),
+        ("survey", survey_app(system.survey_settings)),
     ]
     managers = []
     try:

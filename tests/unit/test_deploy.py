@@ -16,6 +16,7 @@ from minsheng_core.paths import REPO_ROOT
 from minsheng_core.settings import DEFAULT_TOPOLOGY_FILE
 from minsheng_core.topology import PARKING_EXCHANGE, Topology, parking_queue, retry_queue
 from minsheng_intake_hotline.settings import HotlineSettings
+from minsheng_intake_survey.settings import SurveySettings
 from minsheng_intake_web.settings import WebSettings
 from minsheng_intake_wechat.settings import WechatSettings
 from minsheng_store.settings import StoreSettings
@@ -26,6 +27,7 @@ SETTINGS_BY_PREFIX = {
     "MINSHENG_WEB_": WebSettings,
     "MINSHENG_WECHAT_": WechatSettings,
     "MINSHENG_HOTLINE_": HotlineSettings,
+    "MINSHENG_SURVEY_": SurveySettings,
     "MINSHENG_STORE_": StoreSettings,
     "MINSHENG_CLASSIFIER_": ClassifierSettings,
 }
@@ -55,7 +57,7 @@ def test_bindings_only_name_declared_things():
 def test_compose_runs_every_service_on_real_images_with_health_gates():
     services = COMPOSE["services"]
     assert services["rabbitmq"]["image"].startswith("rabbitmq:") and services["mongo"]["image"].startswith("mongo:")
-    for name in ("intake-web", "intake-wechat", "intake-hotline", "classifier", "store"):
+    for name in ("intake-web", "intake-wechat", "intake-hotline", "intake-survey", "classifier", "store"):
         service = services[name]
         assert "healthcheck" in service and "readyz" in " ".join(service["healthcheck"]["test"])
         assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
@@ -68,7 +70,7 @@ def test_compose_runs_every_service_on_real_images_with_health_gates():
 
 
 def test_compose_sets_only_settings_the_services_have():
-    for name in ("intake-web", "intake-wechat", "intake-hotline", "classifier", "store"):
+    for name in ("intake-web", "intake-wechat", "intake-hotline", "intake-survey", "classifier", "store"):
         for key in COMPOSE["services"][name]["environment"]:
             prefix = next(p for p in SETTINGS_BY_PREFIX if key.startswith(p))
             field = key.removeprefix(prefix).lower()
@@ -78,7 +80,7 @@ def test_compose_sets_only_settings_the_services_have():
 def test_compose_commands_name_real_application_factories():
     import importlib
 
-    for name in ("intake-web", "intake-wechat", "intake-hotline", "classifier", "store"):
+    for name in ("intake-web", "intake-wechat", "intake-hotline", "intake-survey", "classifier", "store"):
         command = COMPOSE["services"][name]["command"]
         module, attr = command[command.index("--factory") + 1].split(":")
         assert callable(getattr(importlib.import_module(module), attr))

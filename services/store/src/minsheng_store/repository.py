@@ -66,7 +66,7 @@ class SuggestionFilter:
         return {"$and": clauses}
 
 
-class _StripedLocks:
+class StripedLocks:
     """One lock per stripe of suggestion ids: writes to one suggestion run one after another in this process.
 
     MongoDB applies each update atomically, but FerretDB 1.x reads, modifies and writes a document back without a
@@ -87,7 +87,7 @@ class SuggestionRepository:
     def __init__(self, db: AsyncDatabase, zone: ZoneInfo | None = None) -> None:
         self._suggestions = db.suggestions
         self._personal = db.personal_data
-        self._lock = _StripedLocks()
+        self._lock = StripedLocks()
         self.tallies = Tallies(db, zone or ZoneInfo("Asia/Shanghai"))
 
     async def ensure_indexes(self) -> None:

@@ -10,9 +10,9 @@ import unicodedata
 from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from minsheng_core.events import HouseholdVisited
+from minsheng_store.repository import StripedLocks
 
 
 def household_key(unit: str, place: str, household: str) -> str:
@@ -28,6 +28,7 @@ class Visits:
         self._visits = db.visits
         self._households = db.visited_households
         self._coverage = db.coverage
+        self._lock = StripedLocks()
 
     async def ensure_indexes(self) -> None:
         await self._visits.create_index([("unit", 1), ("place", 1)])
@@ -36,27 +37,36 @@ class Visits:
     async def apply(self, event: HouseholdVisited) -> None:
         """Record a visit; a redelivery or a second visit of the same household leaves coverage as it is."""
         visit = event.body
+        # A later sheet may add suggestions of the same visit: added to the list, never replacing it.
+        fields = visit.model_dump(mode="json", exclude={"suggestion_ids"})
         await self._visits.update_one(
             {"_id": event.visit_id},
-            {"$set": {**visit.model_dump(mode="json"), "recorded_at": datetime.now(UTC)}},
+            {
+                "$set": {**fields, "recorded_at": datetime.now(UTC)},
+                "$addToSet": {"suggestion_ids": {"$each": visit.suggestion_ids}},
+            },
             upsert=True,
         )
-        key = household_key(visit.unit, visit.place, visit.household)
-        try:
-            await self._households.insert_one({"_id": key, "unit": visit.unit, "place": visit.place, "visit_id": event.visit_id})
-        except DuplicateKeyError:
-            return
-        await self._coverage.update_one(
-            {"_id": f"{visit.unit}|{visit.place}"},
-            {"$inc": {"visited": 1}, "$setOnInsert": {"unit": visit.unit, "place": visit.place}},
-            upsert=True,
-        )
+        place = f"{visit.unit}|{visit.place}"
+        # One place at a time: two first visits in one village would otherwise race to create its coverage document.
+        async with self._lock(place):
+            key = household_key(visit.unit, visit.place, visit.household)
+            seen = {"unit": visit.unit, "place": visit.place, "visit_id": event.visit_id, "counted": False}
+            await self._households.update_one({"_id": key}, {"$setOnInsert": seen}, upsert=True)
+            household = await self._households.find_one({"_id": key})
+            if household.get("counted"):
+                return  # visited before, or this is a redelivery: already in the coverage
+            await self._coverage.update_one(
+                {"_id": place}, {"$inc": {"visited": 1}, "$setOnInsert": {"unit": visit.unit, "place": visit.place}}, upsert=True
+            )
+            await self._households.update_one({"_id": key}, {"$set": {"counted": True}})
 
     async def rebuild_coverage(self) -> None:
         """Recount every place's visited households from the households seen."""
         pipeline = [{"$group": {"_id": {"unit": "$unit", "place": "$place"}, "visited": {"$sum": 1}}}]
         counts = await (await self._households.aggregate(pipeline)).to_list(None)
         await self._coverage.delete_many({})
+        await self._households.update_many({}, {"$set": {"counted": True}})
         for row in counts:
             unit, place = row["_id"]["unit"], row["_id"]["place"]
             await self._coverage.insert_one({"_id": f"{unit}|{place}", "unit": unit, "place": place, "visited": row["visited"]})

@@ -1,0 +1,96 @@
+"""A town's door-to-door survey sheet through intake-survey: good rows become suggestions on the door_to_door
+channel and visits that give coverage; bad rows are reported with reasons; importing again changes nothing."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+
+import pytest
+from openpyxl import Workbook
+
+from minsheng_core.staff import Role
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+HEADER = ["村/社区", "户主/地址", "走访日期", "走访人", "建议内容", "联系电话"]
+
+
+def sheet(rows: list[list[object]]) -> bytes:
+    book = Workbook()
+    page = book.active
+    page.append(["双塔山镇入户征集登记表"])
+    page.append(HEADER)
+    for row in rows:
+        page.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def upload(data: bytes) -> dict:
+    return {"file": ("双塔山镇入户走访.xlsx", data, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}
+
+
+async def test_a_survey_sheet_becomes_suggestions_visits_and_coverage_once(system):
+    today = date.today()  # the test campaign's window is open around today
+    clerk = await system.sign_in("sts-clerk", Role.UNIT_STAFF, "shuangtashan")
+    data = sheet(
+        [
+            ["西山村", "王大山", today, "张干事", "村口的路灯坏了好几个，晚上出行不安全，希望修好", "13912345678"],
+            ["西山村", "王大山", today, "张干事", "希望在村里建一个老年活动室", None],
+            ["西山村", "李四", today, "张干事", "无", None],
+            ["大贵口村", "赵五", today - timedelta(days=1), "刘干事", "无", None],
+            ["月亮村", "孙六", today, "刘干事", "希望修桥", None],
+            ["西山村", "周七", today + timedelta(days=30), "刘干事", "希望修桥", None],
+            ["西山村", "李四", today, "张干事", "无", None],
+        ]
+    )
+    response = await system.survey.post("/api/v1/survey-sheets", files=upload(data), headers=clerk)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["accepted"], report["rejected"], report["duplicates"], report["visits"]) == (2, 2, 1, 3)
+    outcomes = {row["row"]: row for row in report["rows"]}
+    assert outcomes[7]["outcome"] == "rejected" and "月亮村" in outcomes[7]["reason"]
+    assert outcomes[8]["outcome"] == "rejected" and outcomes[9]["outcome"] == "duplicate"
+
+    async def stored():
+        docs = await system.db.suggestions.find({"channel": "door_to_door"}).to_list(None)
+        return docs if len(docs) == 2 and {d["status"] for d in docs} == {"classified"} else None
+
+    docs = await eventually(stored)
+    assert {d["unit"] for d in docs} == {"shuangtashan"} and {d["location"]["village"] for d in docs} == {"西山村"}
+
+    async def covered():
+        found = {d["_id"]: d["visited"] async for d in system.db.coverage.find()}
+        return found if sum(found.values()) == 3 else None
+
+    assert await eventually(covered) == {"shuangtashan|西山村": 2, "shuangtashan|大贵口村": 1}
+    visit = await system.db.visits.find_one({"household": "王大山"})
+    assert sorted(visit["suggestion_ids"]) == sorted(d["_id"] for d in docs)
+
+    again = (await system.survey.post("/api/v1/survey-sheets", files=upload(data), headers=clerk)).json()
+    assert (again["accepted"], again["duplicates"], again["visits"]) == (0, 3, 0)
+    assert await system.db.suggestions.count_documents({"channel": "door_to_door"}) == 2
+    assert {d["_id"]: d["visited"] async for d in system.db.coverage.find()} == {
+        "shuangtashan|西山村": 2,
+        "shuangtashan|大贵口村": 1,
+    }
+    audit = [a async for a in system.db.audit_log.find({"action": "import_survey_sheet"})]
+    assert len(audit) == 2 and audit[0]["actor"] == "sts-clerk"
+
+
+async def test_sheets_are_imported_only_by_their_units_staff(system):
+    data = sheet([["西山村", "王大山", date.today(), "张干事", "无", None]])
+    other = await system.sign_in("xidi-clerk", Role.UNIT_STAFF, "xidi")
+    refused = await system.survey.post(
+        "/api/v1/survey-sheets", params={"unit": "shuangtashan"}, files=upload(data), headers=other
+    )
+    assert refused.status_code == 404
+    wrong_unit = (await system.survey.post("/api/v1/survey-sheets", files=upload(data), headers=other)).json()
+    assert wrong_unit["rejected"] == 1  # 西山村 is not one of 西地镇's villages
+    supervisor = await system.sign_in("sup", Role.SUPERVISOR)
+    assert (await system.survey.post("/api/v1/survey-sheets", files=upload(data), headers=supervisor)).status_code == 403
+    assert (await system.survey.post("/api/v1/survey-sheets", files=upload(data))).status_code == 401
+    headerless = await system.survey.post("/api/v1/survey-sheets", files=upload(sheet([])[:100]), headers=other)
+    assert headerless.status_code == 422
