@@ -65,6 +65,6 @@ def create_app(settings: HotlineSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(voice.router)
     app.include_router(console.router)
-    console.install_sign_in_redirect(app)
+    console.PAGES.install(app)
     app.include_router(transcripts_api.router)
     return app

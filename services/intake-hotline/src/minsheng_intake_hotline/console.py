@@ -6,8 +6,6 @@ the console works without them (the classifier may be down). Forms carry a CSRF 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Annotated, Any
 import httpx
 import structlog
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,6 +24,7 @@ from minsheng_core.ids import normalise_tracking_code
 from minsheng_core.outbox import Entry, SubmissionKeyConflict
 from minsheng_core.phones import Phone, canonical_phone
 from minsheng_core.staff import Role, StaffMember
+from minsheng_core.staff_pages import StaffPages
 from minsheng_core.text import require_words
 from minsheng_intake_hotline.suggestions import CollectionClosed, HotlineIntake, OperatorEntry
 
@@ -53,40 +52,15 @@ class EntryForm(BaseModel):
         return OperatorEntry(self.phone, *(value or None for value in optional), self.text)
 
 
-class _SignIn(Exception):
-    """Not signed in (or not allowed here): pages go to the sign-in page, APIs answer 401."""
-
-
-def _csrf(request: Request, session: str) -> str:
-    key = request.app.state.settings.secret_key.get_secret_value().encode()
-    return hmac.new(key, f"csrf:{session}".encode(), hashlib.sha256).hexdigest()
+PAGES = StaffPages("/console", SESSION_COOKIE, CONSOLE_ROLES)
 
 
 async def operator(request: Request) -> StaffMember:
     """The signed-in operator (or administrator)."""
-    member = await request.app.state.staff.member_for(request.cookies.get(SESSION_COOKIE))
-    if member is None or not member.has(*CONSOLE_ROLES):
-        raise _SignIn()
-    return member
-
-
-def check_csrf(request: Request, csrf: str) -> None:
-    session = request.cookies.get(SESSION_COOKIE, "")
-    if not hmac.compare_digest(csrf, _csrf(request, session)):
-        raise HTTPException(status_code=403, detail="表单已过期，请刷新页面后重试")
+    return await PAGES.member(request)
 
 
 Operator = Annotated[StaffMember, Depends(operator)]
-
-
-def install_sign_in_redirect(app: Any) -> None:
-    """Pages redirect to the sign-in page; the console's JSON endpoints answer 401."""
-
-    @app.exception_handler(_SignIn)
-    async def _to_sign_in(request: Request, _exc: _SignIn) -> Response:
-        if request.url.path.startswith("/console/api/"):
-            return JSONResponse({"error": "请先登录"}, status_code=401)
-        return RedirectResponse("/console/login", status_code=303)
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -105,25 +79,15 @@ async def login(
     username: Annotated[str, Form(max_length=40)],
     password: Annotated[str, Form(max_length=200)],
 ) -> Response:
-    member = await request.app.state.staff.authenticate(username.strip().lower(), password)
-    if member is None or not member.has(*CONSOLE_ROLES):
-        log.info("console_login_refused")
+    signed_in = await PAGES.sign_in(request, username, password)
+    if signed_in is None:
         return _page(request, "login.html", {"error": "用户名或密码不正确，或该账号不是接线员账号。"}, status_code=401)
-    token = await request.app.state.staff.open_session(member)
-    response = RedirectResponse("/console", status_code=303)
-    secure = request.app.state.settings.cookie_secure
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/console")
-    log.info("console_login", staff=member.username)
-    return response
+    return signed_in
 
 
 @router.post("/logout")
 async def logout(request: Request, member: Operator, csrf: Annotated[str, Form()]) -> Response:
-    check_csrf(request, csrf)
-    await request.app.state.staff.close_session(request.cookies.get(SESSION_COOKIE, ""))
-    response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/console")
-    return response
+    return await PAGES.sign_out(request, csrf)
 
 
 def _places(request: Request) -> dict[str, list[str]]:
@@ -151,7 +115,7 @@ async def _console(
         "now": now,
         "zone": hotline.campaign.zone,
         "places": _places(request),
-        "csrf": _csrf(request, request.cookies.get(SESSION_COOKIE, "")),
+        "csrf": PAGES.csrf(request),
         "open": hotline.campaign.is_open(now),
     }
     return _page(request, "console.html", context, status_code)
@@ -174,7 +138,7 @@ def _errors(exc: ValidationError) -> dict[str, str]:
 async def take_entry(request: Request, member: Operator) -> Response:
     """Accept what the operator typed; the caller is told the tracking code at once."""
     values = _form_values(await request.form())
-    check_csrf(request, values.get("csrf", ""))
+    PAGES.check_csrf(request, values.get("csrf", ""))
     hotline: HotlineIntake = request.app.state.hotline
     entry_key = values.get("entry_key", "")
     if not (8 <= len(entry_key) <= 64 and entry_key.isalnum()):
@@ -232,7 +196,7 @@ def _entry_page(
         "editable": entry.editable(now),
         "zone": request.app.state.hotline.campaign.zone,
         "places": _places(request),
-        "csrf": _csrf(request, request.cookies.get(SESSION_COOKIE, "")),
+        "csrf": PAGES.csrf(request),
     }
     return _page(request, "entry.html", context, status_code)
 
@@ -241,7 +205,7 @@ def _entry_page(
 async def revise_entry(request: Request, member: Operator, entry_key: str) -> Response:
     """Correct one's own entry while it is still held back."""
     values = _form_values(await request.form())
-    check_csrf(request, values.get("csrf", ""))
+    PAGES.check_csrf(request, values.get("csrf", ""))
     hotline: HotlineIntake = request.app.state.hotline
     entry = await _own_entry(hotline, member, entry_key)
     try:
