@@ -13,24 +13,23 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from minsheng_core.audit import AuditLog
-from minsheng_core.bus import Consumer, Publisher, PublishFailed
+from minsheng_core.bus import Consumer, Publisher
 from minsheng_core.events import (
     AnyEvent,
     Channel,
-    Correction,
     HouseholdVisited,
     SuggestionAttachmentAdded,
     SuggestionCorrected,
     SuggestionReceived,
-    utc_now,
 )
 from minsheng_core.http import install_common
 from minsheng_core.lifecycle import open_infrastructure
 from minsheng_core.logging import configure_logging
-from minsheng_core.staff import Role, StaffDirectory, StaffMember
+from minsheng_core.staff import Role, StaffDirectory
 from minsheng_core.units import load_units
 from minsheng_store import contacts
-from minsheng_store.access import DistrictReader, Editor, Reader, may_see, unit_scope
+from minsheng_store.access import DistrictReader, Editor, Reader, unit_scope
+from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
 from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SignIn, SuggestionPage, SuggestionRead, TokenRead
 from minsheng_store.settings import StoreSettings
@@ -133,16 +132,15 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         total, docs = await repo.list(filters, limit, offset)
         return SuggestionPage(total=total, limit=limit, offset=offset, items=[SuggestionRead.from_document(d) for d in docs])
 
-    async def visible(repo: SuggestionRepository, member: StaffMember, suggestion_id: str) -> dict:
-        doc = await repo.get(suggestion_id)
-        if doc is None or not may_see(member, doc):  # another unit's suggestion does not exist for unit staff
-            raise HTTPException(status_code=404, detail="suggestion not found")
-        return doc
-
     @app.get("/api/v1/suggestions/{suggestion_id}", response_model=SuggestionRead, tags=["staff"])
-    async def get_suggestion(suggestion_id: Annotated[str, Path(max_length=64)], repo: Repo, member: Reader) -> SuggestionRead:
+    async def get_suggestion(
+        suggestion_id: Annotated[str, Path(max_length=64)], request: Request, member: Reader
+    ) -> SuggestionRead:
         """One suggestion by id; contact data is not part of it."""
-        return SuggestionRead.from_document(await visible(repo, member, suggestion_id))
+        doc = await visible_suggestion(request.app.state, member, suggestion_id)
+        if doc is None:
+            raise HTTPException(status_code=404, detail="suggestion not found")
+        return SuggestionRead.from_document(doc)
 
     @app.get("/api/v1/reports/counts", response_model=CountsRead, tags=["staff"])
     async def counts(repo: Repo, member: Reader) -> CountsRead:
@@ -165,33 +163,10 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         """Correct category and/or unit; published as an event, and it wins over the model at once.
         Unit staff correct the category of their own unit's suggestions; moving one to another unit is the district
         office's decision."""
-        if correction.category is None and correction.unit is None:
-            raise HTTPException(status_code=422, detail="give a category, a unit, or both")
-        if correction.category is not None and correction.category not in campaign.category_codes():
-            raise HTTPException(status_code=422, detail=f"category must be one of {campaign.category_codes()}")
-        if correction.unit is not None and correction.unit not in units.codes():
-            raise HTTPException(status_code=422, detail="unknown unit code")
-        before = await visible(repo, member, suggestion_id)
-        if correction.unit is not None and unit_scope(member) is not None and correction.unit != before.get("unit"):
-            raise HTTPException(status_code=403, detail="only the district office moves a suggestion to another unit")
-        event = SuggestionCorrected(
-            suggestion_id=suggestion_id,
-            body=Correction(**correction.model_dump(), corrected_by=member.username, corrected_at=utc_now()),
-        )
         try:
-            await request.app.state.publisher.publish(event)
-        except PublishFailed as exc:
-            log.error("correction_not_published", error=str(exc)[:200])
-            raise HTTPException(status_code=503, detail="the correction could not be published; nothing changed") from exc
-        await repo.apply_corrected(event)  # at once; the consumer applies the same event again, idempotently
-        await request.app.state.audit.record(
-            member,
-            "correct_classification",
-            suggestion_id,
-            before={"category": before.get("category"), "unit": before.get("unit")},
-            after=correction.model_dump(exclude_none=True),
-        )
-        return SuggestionRead.from_document(await repo.get(suggestion_id))
+            return SuggestionRead.from_document(await correct(request.app.state, member, suggestion_id, correction))
+        except CorrectionRefused as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
 
     @app.get("/api/v1/audit", tags=["staff"])
     async def audit_log(

@@ -456,8 +456,18 @@ def _summary_sheet(ws: Worksheet, report: WeeklyReport) -> None:
 
 
 def _coverage_sheet(ws: Worksheet, report: WeeklyReport, units: dict[str, str]) -> None:
-    heads = (["单位"] if report.is_district else []) + ["村（社区）", "类型", "人居环境改善项目村", "户数", "已走访户数", "覆盖率", "目标", "是否达标"]
-    subtitle = f"入户覆盖率：{'—' if report.coverage_rate is None else f'{report.coverage_rate:.1%}'}　未达标村（社区）{report.places_behind}个"
+    heads = (["单位"] if report.is_district else []) + [
+        "村（社区）",
+        "类型",
+        "人居环境改善项目村",
+        "户数",
+        "已走访户数",
+        "覆盖率",
+        "目标",
+        "是否达标",
+    ]
+    rate = "—" if report.coverage_rate is None else f"{report.coverage_rate:.1%}"
+    subtitle = f"入户覆盖率：{rate}　未达标村（社区）{report.places_behind}个"
     row = _title(ws, f"{report.unit_name}入户征集覆盖率（截至{report.report_date:%Y年%m月%d日}）", subtitle, len(heads))
     for column, head in enumerate(heads, start=1):
         _put(ws, row, column, head, head=True)
