@@ -6,11 +6,13 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path as PathlibPath
 from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 
 from minsheng_core.audit import AuditLog
 from minsheng_core.bus import Consumer, Publisher
@@ -27,7 +29,7 @@ from minsheng_core.lifecycle import open_infrastructure
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory
 from minsheng_core.units import load_units
-from minsheng_store import contacts
+from minsheng_store import console, contacts, summary_api
 from minsheng_store.access import DistrictReader, Editor, Reader, unit_scope
 from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
@@ -89,9 +91,13 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Minsheng store (staff API)", version="1", lifespan=lifespan)
 
-    app.state.units, app.state.campaign = units, campaign
+    app.state.units, app.state.campaign, app.state.settings = units, campaign, settings
     install_common(app)
     app.include_router(contacts.router)
+    app.include_router(console.router)
+    app.include_router(summary_api.router)
+    console.PAGES.install(app)
+    app.mount("/static", StaticFiles(directory=PathlibPath(__file__).parent / "static"), name="static")
 
     @app.post("/api/v1/auth/token", response_model=TokenRead, tags=["staff"])
     async def sign_in(credentials: SignIn, request: Request) -> TokenRead:

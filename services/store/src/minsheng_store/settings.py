@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from minsheng_core.settings import ServiceSettings
@@ -14,3 +15,5 @@ class StoreSettings(ServiceSettings):
     queue: str = "minsheng.store"
     prefetch: int = 64
     units_file: Path = DEFAULT_UNITS_FILE
+    secret_key: SecretStr = SecretStr("dev-only-store-secret-change-me")  # CSRF tokens of the staff pages
+    cookie_secure: bool = False  # True behind HTTPS (production)
