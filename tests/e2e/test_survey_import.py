@@ -94,3 +94,42 @@ async def test_sheets_are_imported_only_by_their_units_staff(system):
     assert (await system.survey.post("/api/v1/survey-sheets", files=upload(data))).status_code == 401
     headerless = await system.survey.post("/api/v1/survey-sheets", files=upload(sheet([])[:100]), headers=other)
     assert headerless.status_code == 422
+
+
+async def test_a_visit_recorded_on_the_phone_page_counts_like_a_row_of_a_sheet(system):
+    import re
+
+    from minsheng_core.staff import StaffDirectory
+
+    await StaffDirectory(system.db).create("sts-walker", "a long enough pass", Role.UNIT_STAFF, "吴干事", unit="shuangtashan")
+    signed = await system.survey.post("/visits/login", data={"username": "sts-walker", "password": "a long enough pass"})
+    assert signed.status_code == 303
+    page = (await system.survey.get("/visits")).text
+    assert "双塔山镇 · 入户走访登记" in page and "西山村" in page and "石佛村" not in page  # only the unit's villages
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)[1]
+    visit = {"csrf": csrf, "village": "西山村", "household": "陈家", "visited_on": date.today().isoformat(), "visitor": "吴干事"}
+    done = await system.survey.post(
+        "/visits", data={**visit, "suggestion": "村里缺少公共厕所，希望新建一座", "phone": "13911112222"}
+    )
+    assert done.status_code == 303 and "saved=" in done.headers["location"]
+    code = done.headers["location"].split("saved=")[1]
+    doc = await eventually(lambda: system.db.suggestions.find_one({"tracking_code": code, "status": "classified"}))
+    assert (doc["channel"], doc["unit"], doc["location"]["village"]) == ("door_to_door", "shuangtashan", "西山村")
+    nothing = await system.survey.post("/visits", data={**visit, "household": "林家"})  # visited, no suggestion
+    assert nothing.status_code == 303
+
+    async def covered():
+        found = await system.db.coverage.find_one({"_id": "shuangtashan|西山村"})
+        return found if found and found["visited"] == 2 else None
+
+    await eventually(covered)
+    for bad, field_message in (
+        ({"village": "石佛村"}, "请从本单位的村/社区中选择"),
+        ({"visited_on": (date.today() + timedelta(days=1)).isoformat()}, "不晚于今天"),
+        ({"suggestion": "🙏🙏"}, "不能只有表情或标点符号"),
+        ({"phone": "12"}, "格式不正确"),
+    ):
+        refused = await system.survey.post("/visits", data={**visit, **bad})
+        assert refused.status_code == 422 and field_message in refused.text, bad
+    assert (await system.survey.post("/visits", data={**visit, "csrf": "0" * 64})).status_code == 403
+    assert await system.db.suggestions.count_documents({"channel": "door_to_door"}) == 1

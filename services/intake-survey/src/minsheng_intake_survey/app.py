@@ -16,6 +16,7 @@ from minsheng_core.intake import open_intake
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory, StaffMember
 from minsheng_core.units import load_units
+from minsheng_intake_survey import visit_pages
 from minsheng_intake_survey.settings import SurveySettings
 from minsheng_intake_survey.survey_sheet import SheetRejected, read_sheet
 from minsheng_intake_survey.visits import SurveyIntake
@@ -56,7 +57,10 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
             yield
 
     app = FastAPI(title="Minsheng intake-survey", version="1", lifespan=lifespan)
+    app.state.settings, app.state.units = settings, units
     install_common(app, settings.max_body_bytes)
+    app.include_router(visit_pages.router)
+    visit_pages.PAGES.install(app)
 
     @app.post("/api/v1/survey-sheets", tags=["survey"])
     async def import_survey_sheet(

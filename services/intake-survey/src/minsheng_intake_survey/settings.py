@@ -17,3 +17,4 @@ class SurveySettings(IntakeSettings):
     outbox_path: Path = VAR_DIR / "intake-survey" / "outbox.sqlite3"
     units_file: Path = DEFAULT_UNITS_FILE
     max_body_bytes: int = 5 * 1024 * 1024  # a unit's survey sheet: thousands of households
+    cookie_secure: bool = False  # True behind HTTPS (production)
