@@ -531,6 +531,7 @@ def _behind_sheet(ws: Worksheet, report: WeeklyReport) -> None:
         row += 1
         for column, value in enumerate([unit.name, len(unit.places_behind), "、".join(unit.places_behind)], start=1):
             _put(ws, row, column, value)
+        ws.cell(row=row, column=3).alignment = Alignment(wrap_text=True, vertical="top")
     _fit_columns(ws, 4)
 
 
