@@ -25,11 +25,11 @@ from minsheng_core.events import (
     SuggestionReceived,
 )
 from minsheng_core.http import install_common
-from minsheng_core.lifecycle import open_infrastructure
+from minsheng_core.lifecycle import background, open_infrastructure
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory
 from minsheng_core.units import load_units
-from minsheng_store import console, contacts, summary_api
+from minsheng_store import console, contacts, reports, summary_api
 from minsheng_store.access import DistrictReader, Editor, Reader, unit_scope
 from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
@@ -87,6 +87,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             app.state.audit = AuditLog(mongo[settings.mongo_database])
             await app.state.staff.ensure_indexes()
             await app.state.audit.ensure_indexes()
+            # Every report day (Friday) the weekly reports of the district and of each unit are produced and kept.
+            await stack.enter_async_context(background(reports.run_weekly_schedule(app.state)))
             yield
 
     app = FastAPI(title="Minsheng store (staff API)", version="1", lifespan=lifespan)
@@ -96,6 +98,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     app.include_router(contacts.router)
     app.include_router(console.router)
     app.include_router(summary_api.router)
+    app.include_router(reports.router)
     console.PAGES.install(app)
     app.mount("/static", StaticFiles(directory=PathlibPath(__file__).parent / "static"), name="static")
 

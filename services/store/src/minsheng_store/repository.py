@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +20,7 @@ from minsheng_core.events import (
     SuggestionReceived,
     full_text,
 )
+from minsheng_store.locks import StripedLocks
 from minsheng_store.tallies import Tallies
 
 # Status of a suggestion document. "pending": only its classification has arrived so far.
@@ -64,21 +63,6 @@ class SuggestionFilter:
         if self.awaiting:
             clauses.append({"awaiting": self.awaiting})
         return {"$and": clauses}
-
-
-class StripedLocks:
-    """One lock per stripe of suggestion ids: writes to one suggestion run one after another in this process.
-
-    MongoDB applies each update atomically, but FerretDB 1.x reads, modifies and writes a document back without a
-    transaction, so two concurrent updates of one document can lose one of them. Serialising per document here
-    keeps one store replica correct on both; several replicas on FerretDB would still race (production runs MongoDB).
-    """
-
-    def __init__(self, stripes: int = 256) -> None:
-        self._locks = [asyncio.Lock() for _ in range(stripes)]
-
-    def __call__(self, key: str) -> asyncio.Lock:
-        return self._locks[zlib.crc32(key.encode()) % len(self._locks)]
 
 
 class SuggestionRepository:

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from minsheng_store.locks import StripedLocks
+
 UNCLASSIFIED = "unclassified"
 UNASSIGNED = "unassigned"
 
@@ -57,6 +59,7 @@ class Tallies:
         self._tallies = db.tallies
         self._suggestions = db.suggestions
         self._zone = zone
+        self._lock = StripedLocks()
 
     async def ensure_indexes(self) -> None:
         await self._tallies.create_index([("unit", ASCENDING), ("day", ASCENDING)])
@@ -72,11 +75,18 @@ class Tallies:
         if (now.as_dict() if now else None) == was:
             return
         if was:
-            old = TallyKey(**was)
-            await self._tallies.update_one({"_id": old.id}, {"$inc": {"count": -1}})
+            await self._add(TallyKey(**was), -1)
         if now:
-            await self._tallies.update_one({"_id": now.id}, {"$inc": {"count": 1}, "$setOnInsert": now.as_dict()}, upsert=True)
+            await self._add(now, 1)
         await self._suggestions.update_one({"_id": suggestion_id}, {"$set": {"tallied": now.as_dict() if now else None}})
+
+    async def _add(self, key: TallyKey, delta: int) -> None:
+        # Many suggestions share a tally: FerretDB rewrites a document without a transaction, so concurrent $inc on
+        # one tally lose updates there (MongoDB does not); one tally at a time within the process.
+        async with self._lock(key.id):
+            await self._tallies.update_one(
+                {"_id": key.id}, {"$inc": {"count": delta}, "$setOnInsert": key.as_dict()}, upsert=True
+            )
 
     async def rows(self, unit: str | None = None, since: date | None = None, until: date | None = None) -> list[dict[str, Any]]:
         """Counts by unit × category × channel, over the days in [since, until) (all days when not given)."""

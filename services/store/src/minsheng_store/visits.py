@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from minsheng_core.events import HouseholdVisited
-from minsheng_store.repository import StripedLocks
+from minsheng_store.locks import StripedLocks
 
 
 def household_key(unit: str, place: str, household: str) -> str:
