@@ -29,7 +29,7 @@ from minsheng_core.lifecycle import background, open_infrastructure
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory
 from minsheng_core.units import load_units
-from minsheng_store import console, contacts, reports, summary_api
+from minsheng_store import console, contacts, reports, summary_api, supervision
 from minsheng_store.access import DistrictReader, Editor, Reader, unit_scope
 from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
@@ -99,6 +99,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     app.include_router(console.router)
     app.include_router(summary_api.router)
     app.include_router(reports.router)
+    app.include_router(supervision.router)
     console.PAGES.install(app)
     app.mount("/static", StaticFiles(directory=PathlibPath(__file__).parent / "static"), name="static")
 

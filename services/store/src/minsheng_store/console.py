@@ -20,6 +20,8 @@ from minsheng_store.access import unit_scope
 from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
 from minsheng_store.repository import PENDING, SuggestionFilter
 from minsheng_store.schemas import CorrectionCreate
+from minsheng_store.supervision import supervision_of
+from minsheng_store.weekly import PlaceCoverage, place_coverage, visited_households
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -82,30 +84,11 @@ def _bars(counts: dict[str, int]) -> list[dict[str, Any]]:
     return [{"key": k, "count": n, "width": round(100 * n / top)} for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
-async def _coverage(request: Request, scope: str | None) -> list[dict[str, Any]]:
+async def _coverage(request: Request, scope: str | None) -> list[PlaceCoverage]:
     state = request.app.state
-    visited = {doc["_id"]: doc.get("visited", 0) async for doc in state.db.coverage.find()}
-    rows = []
-    for unit in state.units.units:
-        if scope is not None and unit.code != scope:
-            continue
-        for place in unit.places:
-            households = place.households or 0
-            done = visited.get(f"{unit.code}|{place.name}", 0)
-            rate = done / households if households else 0.0
-            target = state.campaign.coverage_targets.for_place(place.living_environment_programme)
-            rows.append(
-                {
-                    "unit": unit.code,
-                    "place": place.name,
-                    "households": households,
-                    "visited": done,
-                    "rate": rate,
-                    "target": target,
-                    "behind": rate < target,
-                }
-            )
-    return rows
+    visited = await visited_households(state.db, scope)
+    units = [u for u in state.units.units if scope is None or u.code == scope]
+    return [line for unit in units for line in place_coverage(unit, visited, state.campaign)]
 
 
 @router.get("", response_class=HTMLResponse)
@@ -208,3 +191,12 @@ async def correct_from_page(request: Request, member: Member, suggestion_id: str
         message = str(exc) if isinstance(exc, CorrectionRefused) else "修改内容有误（备注不超过 500 字）"
         return _page(request, "staff_suggestion.html", member, {"doc": doc, "saved": False, "error": message}, status)
     return RedirectResponse(f"/staff/suggestions/{suggestion_id}?saved=true", status_code=303)
+
+
+@router.get("/supervision", response_class=HTMLResponse)
+async def supervision_page(request: Request, member: Member) -> HTMLResponse:
+    """The supervision notice as a page, for the district office and its supervisors."""
+    if member.has(Role.UNIT_STAFF):
+        raise HTTPException(status_code=403, detail="督查通报仅供区民心办和督查人员查看")
+    report = await supervision_of(request.app.state)
+    return _page(request, "staff_supervision.html", member, {"report": report})

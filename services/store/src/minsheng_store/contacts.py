@@ -69,14 +69,17 @@ async def unit_contacts(unit: UnitCode, request: Request, member: Reader) -> Con
     return ContactsRead(unit=unit, **{k: v for k, v in document.items() if k != "_id"})
 
 
-@router.get("/contacts/missing", response_model=MissingContacts)
-async def missing_contacts(request: Request, member: DistrictReader) -> MissingContacts:
+async def missing_contacts_of(state: Any) -> MissingContacts:
     """Units that have not registered their contacts; after the deadline they are late."""
-    campaign = request.app.state.campaign
-    registered = {doc["_id"] async for doc in request.app.state.db.unit_contacts.find({}, {"_id": 1})}
-    missing: list[dict[str, Any]] = [
-        {"unit": u.code, "name": u.name} for u in request.app.state.units.units if u.code not in registered
-    ]
+    campaign = state.campaign
+    registered = {doc["_id"] async for doc in state.db.unit_contacts.find({}, {"_id": 1})}
+    missing: list[dict[str, Any]] = [{"unit": u.code, "name": u.name} for u in state.units.units if u.code not in registered]
     today = datetime.now(campaign.zone).date()
     deadline = campaign.deadlines.contacts_registered
     return MissingContacts(deadline=deadline.isoformat(), late=today > deadline, units=missing)
+
+
+@router.get("/contacts/missing", response_model=MissingContacts)
+async def missing_contacts(request: Request, member: DistrictReader) -> MissingContacts:
+    """Units that have not registered their contacts; after the deadline they are late."""
+    return await missing_contacts_of(request.app.state)

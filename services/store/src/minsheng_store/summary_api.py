@@ -6,7 +6,7 @@ district office designates heads and takes the district's steps; supervisors rea
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import structlog
@@ -81,9 +81,13 @@ ReadableUnit = Annotated[str, Depends(readable_unit)]
 EditableUnit = Annotated[str, Depends(editable_unit)]
 
 
-def _tables(request: Request) -> SummaryTables:
-    state = request.app.state
+def tables_of(state: Any) -> SummaryTables:
+    """The summary tables of the app's database, campaign and units."""
     return SummaryTables(state.db, state.campaign, state.units)
+
+
+def _tables(request: Request) -> SummaryTables:
+    return tables_of(request.app.state)
 
 
 Tables = Annotated[SummaryTables, Depends(_tables)]

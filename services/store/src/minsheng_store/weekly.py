@@ -172,7 +172,8 @@ def _category_name(campaign: Campaign, code: str) -> str:
     return UNCLASSIFIED_NAME if code == UNCLASSIFIED else campaign.category_name(code)
 
 
-def _place_coverage(unit: Unit, visited: dict[tuple[str, str], int], campaign: Campaign) -> list[PlaceCoverage]:
+def place_coverage(unit: Unit, visited: dict[tuple[str, str], int], campaign: Campaign) -> list[PlaceCoverage]:
+    """Each place of the unit: households, visited, rate and whether it is below its target."""
     lines = []
     for place in unit.places:
         households = place.households
@@ -259,7 +260,7 @@ def assemble_report(
     ]
 
     reported_units = list(units.units) if unit is None else [u for u in units.units if u.code == unit]
-    coverage = [line for u in reported_units for line in _place_coverage(u, visited, campaign)]
+    coverage = [line for u in reported_units for line in place_coverage(u, visited, campaign)]
     _, _, rate = _overall(coverage)
 
     unit_lines: list[UnitLine] = []
