@@ -57,10 +57,10 @@ async def test_every_response_carries_a_request_id():
     assert len((await get(app_with(), "/healthz")).headers["x-request-id"]) == 32
 
 
-def test_every_page_carries_the_security_headers_and_a_strict_content_security_policy():
+async def test_every_page_carries_the_security_headers_and_a_strict_content_security_policy():
+    import httpx
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
-    from fastapi.testclient import TestClient
 
     from minsheng_core.http import install_common
 
@@ -71,9 +71,9 @@ def test_every_page_carries_the_security_headers_and_a_strict_content_security_p
     def page() -> str:
         return "<p>页</p>"
 
-    client = TestClient(app)
-    headers = client.get("/page").headers
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    headers = (await client.get("/page")).headers
     policy = headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-eval" not in policy
     assert (headers["x-content-type-options"], headers["x-frame-options"]) == ("nosniff", "DENY")
-    assert "content-security-policy" not in client.get("/docs").headers  # Swagger UI's own scripts come from a CDN
+    assert "content-security-policy" not in (await client.get("/docs")).headers  # Swagger UI's scripts come from a CDN
