@@ -179,3 +179,14 @@ async def test_due_reports_are_produced_once_and_archived_in_scope(system):
     district = (await system.store.get(url, params={"unit": "district"}, headers=system.staff_headers)).json()
     assert [entry["report"]["unit"] for entry in district] == [None] * len(due)
     assert district[0]["report"]["units"][0]["unit"] == live.units.units[0].code
+
+
+async def test_the_weekly_report_as_a_page_of_the_staff_console(system):
+    from minsheng_core.staff import Role, StaffDirectory
+
+    await StaffDirectory(system.db).create("xidi-reader", "a long enough pass", Role.UNIT_STAFF, "读报人", unit="xidi")
+    signed = await system.store.post("/staff/login", data={"username": "xidi-reader", "password": "a long enough pass"})
+    assert signed.status_code == 303
+    page = await system.store.get("/staff/weekly")
+    assert page.status_code == 200 and "西地镇周报" in page.text and 'id="week-new"' in page.text
+    assert (await system.store.get("/staff/weekly", params={"unit": "luanhe"})).status_code == 404

@@ -4,7 +4,7 @@ Unit staff see their own unit only; supervisors see everything and change nothin
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +18,7 @@ from minsheng_core.staff import Role, StaffMember
 from minsheng_core.staff_pages import StaffPages
 from minsheng_store.access import unit_scope
 from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
+from minsheng_store.reports import report_for
 from minsheng_store.repository import PENDING, SuggestionFilter
 from minsheng_store.schemas import CorrectionCreate
 from minsheng_store.supervision import supervision_of
@@ -200,3 +201,15 @@ async def supervision_page(request: Request, member: Member) -> HTMLResponse:
         raise HTTPException(status_code=403, detail="督查通报仅供区民心办和督查人员查看")
     report = await supervision_of(request.app.state)
     return _page(request, "staff_supervision.html", member, {"report": report})
+
+
+@router.get("/weekly", response_class=HTMLResponse)
+async def weekly_page(
+    request: Request,
+    member: Member,
+    unit: Annotated[str | None, Query(max_length=50, pattern=r"^[a-z_]+$")] = None,
+    report_date: Annotated[date | None, Query(alias="date")] = None,
+) -> HTMLResponse:
+    """The weekly progress report as a page (the XLSX is one click away)."""
+    report = await report_for(request, member, unit, report_date)
+    return _page(request, "staff_weekly.html", member, {"report": report})

@@ -57,6 +57,11 @@ def _report_unit(request: Request, member: StaffMember, unit: str | None) -> str
     return unit
 
 
+async def report_for(request: Request, member: StaffMember, unit: str | None, report_date: date | None) -> WeeklyReport:
+    """The report the member asked for, within their scope (the default date: the latest report day)."""
+    return await _report(request, member, unit, report_date)
+
+
 async def _report(request: Request, member: StaffMember, unit: str | None, report_date: date | None) -> WeeklyReport:
     state = request.app.state
     scope = _report_unit(request, member, unit)
