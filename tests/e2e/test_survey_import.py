@@ -16,6 +16,13 @@ pytestmark = pytest.mark.integration
 HEADER = ["村/社区", "户主/地址", "走访日期", "走访人", "建议内容", "联系电话"]
 
 
+def local_today(system) -> date:
+    """Today where the campaign is (Asia/Shanghai): not the machine's date near midnight."""
+    from datetime import datetime
+
+    return datetime.now(system.survey_settings.campaign.zone).date()
+
+
 def sheet(rows: list[list[object]]) -> bytes:
     book = Workbook()
     page = book.active
@@ -125,7 +132,7 @@ async def test_a_visit_recorded_on_the_phone_page_counts_like_a_row_of_a_sheet(s
     await eventually(covered)
     for bad, field_message in (
         ({"village": "石佛村"}, "请从本单位的村/社区中选择"),
-        ({"visited_on": (date.today() + timedelta(days=1)).isoformat()}, "不晚于今天"),
+        ({"visited_on": (local_today(system) + timedelta(days=1)).isoformat()}, "不晚于今天"),
         ({"suggestion": "🙏🙏"}, "不能只有表情或标点符号"),
         ({"phone": "12"}, "格式不正确"),
     ):
@@ -133,3 +140,40 @@ async def test_a_visit_recorded_on_the_phone_page_counts_like_a_row_of_a_sheet(s
         assert refused.status_code == 422 and field_message in refused.text, bad
     assert (await system.survey.post("/visits", data={**visit, "csrf": "0" * 64})).status_code == 403
     assert await system.db.suggestions.count_documents({"channel": "door_to_door"}) == 1
+
+
+async def test_a_symposium_and_its_suggestions_are_recorded_once(system):
+    clerk = await system.sign_in("pqz-clerk", Role.UNIT_STAFF, "pianqiaozi")
+    record = {
+        "held_on": date.today().isoformat(),
+        "place": "镇政府三楼会议室",
+        "host": "李镇长",
+        "participants": 18,
+        "groups": ["npc_deputy", "resident"],
+        "suggestions": [
+            {"text": "建议在镇中心建设一处停车场", "submitter_group": "npc_deputy", "name": "王代表"},
+            {"text": "希望增加通往市区的公交班次"},
+        ],
+    }
+    first = await system.survey.post("/api/v1/symposiums", json=record, headers=clerk)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["new"] and len(answer["tracking_codes"]) == 2
+
+    async def stored():
+        docs = await system.db.suggestions.find({"channel": "symposium", "status": "classified"}).to_list(None)
+        return docs if len(docs) == 2 else None
+
+    docs = await eventually(stored)
+    assert {d["unit"] for d in docs} == {"pianqiaozi"} and {d["submitter_group"] for d in docs} == {"npc_deputy", "resident"}
+    symposium = await eventually(lambda: system.db.symposiums.find_one({"_id": answer["symposium_id"]}))
+    assert symposium["participants"] == 18 and sorted(symposium["suggestion_ids"]) == sorted(d["_id"] for d in docs)
+
+    again = (await system.survey.post("/api/v1/symposiums", json=record, headers=clerk)).json()
+    assert again == {**answer, "new": False}
+    assert await system.db.suggestions.count_documents({"channel": "symposium"}) == 2
+    for bad in ({"held_on": "2001-01-01"}, {"suggestions": []}, {"suggestions": [{"text": "！！"}]}, {"participants": 0}):
+        assert (await system.survey.post("/api/v1/symposiums", json={**record, **bad}, headers=clerk)).status_code == 422, bad
+    other = await system.sign_in("xidi-clerk2", Role.UNIT_STAFF, "xidi")
+    params = {"unit": "pianqiaozi"}
+    assert (await system.survey.post("/api/v1/symposiums", json=record, params=params, headers=other)).status_code == 404

@@ -38,7 +38,7 @@ async def connect(url: str, name: str) -> AbstractRobustConnection:
 
 def _subject(event: AnyEvent) -> dict[str, str]:
     """What a consumer's log lines are about: the suggestion, or the visit."""
-    return {"suggestion_id": event.suggestion_id} if hasattr(event, "suggestion_id") else {"visit_id": event.subject_id}
+    return {"suggestion_id": event.suggestion_id} if hasattr(event, "suggestion_id") else {"subject_id": event.subject_id}
 
 
 def parse_event(body: bytes) -> AnyEvent:

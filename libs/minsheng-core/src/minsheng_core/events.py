@@ -229,7 +229,36 @@ class HouseholdVisited(_Event):
         return "visit.recorded.door_to_door"
 
 
-AnyEvent = SuggestionReceived | SuggestionClassified | SuggestionCorrected | SuggestionAttachmentAdded | HouseholdVisited
+class Symposium(_Strict):
+    """A symposium (座谈会) a unit held with residents, deputies or other groups, and the suggestions it gave."""
+
+    unit: str = Field(min_length=1, max_length=50)
+    held_on: date
+    place: str = Field(min_length=1, max_length=PLACE_MAX)
+    host: str = Field(min_length=1, max_length=50)
+    participants: int = Field(ge=1, le=10_000)
+    groups: list[SubmitterGroup] = Field(default_factory=list, max_length=6, description="who took part")
+    suggestion_ids: list[str] = Field(default_factory=list, max_length=200)
+
+
+class SymposiumHeld(_Event):
+    """Unit staff recorded a symposium."""
+
+    event_type: Literal["symposium.held"] = "symposium.held"
+    symposium_id: str = Field(min_length=1, max_length=64)
+    body: Symposium
+
+    @property
+    def subject_id(self) -> str:
+        return self.symposium_id
+
+    def routing_key(self) -> str:
+        return "symposium.held"
+
+
+AnyEvent = (
+    SuggestionReceived | SuggestionClassified | SuggestionCorrected | SuggestionAttachmentAdded | HouseholdVisited | SymposiumHeld
+)
 Event = Annotated[AnyEvent, Field(discriminator="event_type")]
 EVENT_MODELS: tuple[type[_Event], ...] = (
     SuggestionReceived,
@@ -237,4 +266,5 @@ EVENT_MODELS: tuple[type[_Event], ...] = (
     SuggestionCorrected,
     SuggestionAttachmentAdded,
     HouseholdVisited,
+    SymposiumHeld,
 )

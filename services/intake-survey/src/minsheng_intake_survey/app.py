@@ -19,6 +19,7 @@ from minsheng_core.units import load_units
 from minsheng_intake_survey import visit_pages
 from minsheng_intake_survey.settings import SurveySettings
 from minsheng_intake_survey.survey_sheet import SheetRejected, read_sheet
+from minsheng_intake_survey.symposiums import SymposiumCreate, SymposiumRefused, record_symposium
 from minsheng_intake_survey.visits import SurveyIntake
 
 log = structlog.get_logger(__name__)
@@ -97,5 +98,28 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
             "visits": report.visits,
             "rows": report.rows,
         }
+
+    @app.post("/api/v1/symposiums", tags=["survey"])
+    async def record_a_symposium(
+        request: Request,
+        create: SymposiumCreate,
+        member: UnitMember,
+        unit: Annotated[str | None, Query(max_length=50, pattern=r"^[a-z_]+$")] = None,
+    ) -> dict[str, Any]:
+        """Record a symposium (座谈会) and the suggestions it gave; the same record twice changes nothing."""
+        if member.has(Role.UNIT_STAFF):
+            if unit not in (None, member.unit):
+                raise HTTPException(status_code=404, detail="no such unit in your scope")
+            unit = member.unit
+        if unit is None or units.unit(unit) is None:
+            raise HTTPException(status_code=422, detail="give the unit that held the symposium (?unit=…)")
+        runtime = request.app.state.survey.runtime
+        try:
+            symposium_id, codes, new = await record_symposium(runtime, campaign, units, member, unit, create)
+        except SymposiumRefused as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        if new:
+            await request.app.state.audit.record(member, "record_symposium", unit, symposium=symposium_id, suggestions=len(codes))
+        return {"symposium_id": symposium_id, "tracking_codes": codes, "new": new}
 
     return app

@@ -23,6 +23,7 @@ from minsheng_core.events import (
     SuggestionAttachmentAdded,
     SuggestionCorrected,
     SuggestionReceived,
+    SymposiumHeld,
 )
 from minsheng_core.http import install_common
 from minsheng_core.lifecycle import background, open_infrastructure
@@ -35,7 +36,7 @@ from minsheng_store.corrections import CorrectionRefused, correct, visible_sugge
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
 from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SignIn, SuggestionPage, SuggestionRead, TokenRead
 from minsheng_store.settings import StoreSettings
-from minsheng_store.visits import Visits
+from minsheng_store.visits import Visits, apply_symposium
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +73,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
                     await repo.apply_attachment_added(event)
                 elif isinstance(event, HouseholdVisited):
                     await visits.apply(event)
+                elif isinstance(event, SymposiumHeld):
+                    await apply_symposium(mongo[settings.mongo_database], event)
                 else:
                     await repo.apply_classified(event)
                 log.info("event_stored", event_type=event.event_type)

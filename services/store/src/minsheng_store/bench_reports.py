@@ -36,6 +36,11 @@ from minsheng_store.tallies import Tallies, TallyKey, key_of
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 DATABASE_PREFIX = "bench_reports_"
+UPSERT, LOAD = "upsert", "load"
+TALLY_MODES = {
+    UPSERT: "one $inc upsert per distinct key per batch",
+    LOAD: "tally documents written in bulk after each growth step",
+}
 SEED = 20191015
 T = TypeVar("T")
 
@@ -85,7 +90,7 @@ class Build:
     generate_s: float = 0.0
     insert_s: float = 0.0
     tally_s: float = 0.0
-    tally_upserts: int = 0
+    tally_writes: int = 0
 
     @property
     def total_s(self) -> float:
@@ -196,27 +201,54 @@ def _tracking_code(number: int) -> str:
     return "".join(chars[:5]) + "-" + "".join(chars[5:])
 
 
-async def grow(db: AsyncDatabase, generator: Generator, start: int, stop: int, batch: int, expected: Counter[TallyKey]) -> Build:
-    """Insert suggestions start … stop−1 in batches and bring the tallies up to date with one upsert per key per batch."""
+async def grow(
+    db: AsyncDatabase,
+    generator: Generator,
+    start: int,
+    stop: int,
+    batch: int,
+    expected: Counter[TallyKey],
+    mode: str,
+) -> Build:
+    """Insert suggestions start … stop−1 in batches and bring the tallies up to date (see ``--tallies``)."""
     build = Build(added=stop - start)
+    report_every = max(batch, (stop - start) // 10)
     for first in range(start, stop, batch):
         began = time.perf_counter()
         docs, increments = generator.batch(first, min(batch, stop - first))
-        upserts = [
-            UpdateOne({"_id": key.id}, {"$inc": {"count": n}, "$setOnInsert": key.as_dict()}, upsert=True)
-            for key, n in increments.items()
-        ]
         inserting = time.perf_counter()
         await db.suggestions.insert_many(docs, ordered=False)
         tallying = time.perf_counter()
-        await db.tallies.bulk_write(upserts, ordered=False)
+        if mode == UPSERT:
+            # One $inc upsert per distinct key of the batch: the moves settle() makes, gathered.
+            upserts = [
+                UpdateOne({"_id": key.id}, {"$inc": {"count": n}, "$setOnInsert": key.as_dict()}, upsert=True)
+                for key, n in increments.items()
+            ]
+            await db.tallies.bulk_write(upserts, ordered=False)
+            build.tally_writes += len(upserts)
         done = time.perf_counter()
         build.generate_s += inserting - began
         build.insert_s += tallying - inserting
         build.tally_s += done - tallying
-        build.tally_upserts += len(upserts)
         expected.update(increments)
+        if (first + batch - start) % report_every < batch and first + batch < stop:
+            print(f"[bench]   {first + batch:,} / {stop:,} stored", file=sys.stderr, flush=True)
+    if mode == LOAD:
+        began = time.perf_counter()
+        await load_tallies(db, expected)
+        build.tally_writes = len(expected)
+        build.tally_s += time.perf_counter() - began
     return build
+
+
+async def load_tallies(db: AsyncDatabase, expected: Counter[TallyKey]) -> None:
+    """Replace the tallies by the totals of every suggestion inserted so far: the documents settle() would leave."""
+    await db.drop_collection("tallies")
+    await Tallies(db, ZoneInfo("UTC")).ensure_indexes()
+    docs = [{"_id": key.id, **key.as_dict(), "count": n} for key, n in expected.items()]
+    for first in range(0, len(docs), 5_000):
+        await db.tallies.insert_many(docs[first : first + 5_000], ordered=False)
 
 
 async def _median_ms(repeats: int, call: Callable[[], Awaitable[T]]) -> tuple[float, T]:
@@ -279,23 +311,23 @@ async def measure(
     return Timings(size, district_ms, unit_ms, scan_ms, len(stored), problems)
 
 
-def report(builds: list[Build], timings: list[Timings], unit: str, batch: int, repeats: int) -> str:
+def report(builds: list[Build], timings: list[Timings], unit: str, args: argparse.Namespace) -> str:
     """The build and the timing tables, in markdown."""
     lines = [
-        f"### Building (batches of {batch:,}; one tally upsert per distinct key per batch)",
+        f"### Building (insert_many of {args.batch:,}; tallies: {TALLY_MODES[args.tallies]})",
         "",
-        "| N | added | generate s | insert s | insert docs/s | tally upserts | tally s | build s | overall docs/s |",
+        "| N | added | generate s | insert s | insert docs/s | tally writes | tally s | build s | overall docs/s |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for build, t in zip(builds, timings, strict=True):
         lines.append(
             f"| {t.size:,} | {build.added:,} | {build.generate_s:.1f} | {build.insert_s:.1f} "
-            f"| {_rate(build.added, build.insert_s)} | {build.tally_upserts:,} | {build.tally_s:.1f} "
+            f"| {_rate(build.added, build.insert_s)} | {build.tally_writes:,} | {build.tally_s:.1f} "
             f"| {build.total_s:.1f} | {_rate(build.added, build.total_s)} |"
         )
     lines += [
         "",
-        f"### Report counts (median of {repeats}; district = rows() + by_day(); unit = rows(unit={unit!r}))",
+        f"### Report counts (median of {args.repeats}; district = rows() + by_day(); unit = rows(unit={unit!r}))",
         "",
         "| N | tally docs | tallies district ms | tallies unit ms | scan ms | scan/tallies | counts equal |",
         "|---:|---:|---:|---:|---:|---:|:---:|",
@@ -334,7 +366,7 @@ async def run(args: argparse.Namespace) -> int:
             await repo.ensure_indexes()  # as the store runs: every write also maintains the staff queries' indexes
         stored = 0
         for size in sorted(set(args.sizes)):
-            build = await grow(db, generator, stored, size, args.batch, expected)
+            build = await grow(db, generator, stored, size, args.batch, expected, args.tallies)
             stored = size
             print(
                 f"[bench] N={size:,}: built in {build.total_s:.1f} s "
@@ -354,7 +386,7 @@ async def run(args: argparse.Namespace) -> int:
         if not args.keep:
             await client.drop_database(args.database)
         await client.close()
-    print(report(builds, timings, unit, args.batch, args.repeats))
+    print(report(builds, timings, unit, args))
     failed = [f"N={t.size:,}: {p}" for t in timings for p in t.problems]
     for problem in failed:
         print(f"MISMATCH {problem}", file=sys.stderr)
@@ -376,6 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--mongo-url", default=None, help="default: MINSHENG_STORE_MONGO_URL or the local store")
     parser.add_argument("--database", type=_database, default=f"{DATABASE_PREFIX}{os.getpid()}")
+    parser.add_argument(
+        "--tallies",
+        choices=(UPSERT, LOAD),
+        default=LOAD,
+        help="upsert: one $inc upsert per distinct key per batch (what settle() does, gathered; slow on FerretDB 1.x "
+        "SQLite, whose lookups by _id scan the collection); load: write the same tally documents in bulk after each "
+        "growth step (default)",
+    )
     parser.add_argument("--no-indexes", action="store_true", help="skip the store's indexes on the suggestions")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (default: drop it)")
     args = parser.parse_args(argv)

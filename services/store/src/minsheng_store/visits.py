@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, datetime
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from minsheng_core.events import HouseholdVisited
+from minsheng_core.events import HouseholdVisited, Symposium, SymposiumHeld, Visit
 from minsheng_store.locks import StripedLocks
 
 
@@ -37,16 +38,7 @@ class Visits:
     async def apply(self, event: HouseholdVisited) -> None:
         """Record a visit; a redelivery or a second visit of the same household leaves coverage as it is."""
         visit = event.body
-        # A later sheet may add suggestions of the same visit: added to the list, never replacing it.
-        fields = visit.model_dump(mode="json", exclude={"suggestion_ids"})
-        await self._visits.update_one(
-            {"_id": event.visit_id},
-            {
-                "$set": {**fields, "recorded_at": datetime.now(UTC)},
-                "$addToSet": {"suggestion_ids": {"$each": visit.suggestion_ids}},
-            },
-            upsert=True,
-        )
+        await record_with_suggestions(self._visits, event.visit_id, visit)
         place = f"{visit.unit}|{visit.place}"
         # One place at a time: two first visits in one village would otherwise race to create its coverage document.
         async with self._lock(place):
@@ -70,3 +62,18 @@ class Visits:
         for row in counts:
             unit, place = row["_id"]["unit"], row["_id"]["place"]
             await self._coverage.insert_one({"_id": f"{unit}|{place}", "unit": unit, "place": place, "visited": row["visited"]})
+
+
+async def record_with_suggestions(collection: Any, record_id: str, body: Visit | Symposium) -> None:
+    """Upsert a visit or symposium; suggestions recorded for it later are added to its list, never replacing it."""
+    fields = body.model_dump(mode="json", exclude={"suggestion_ids"})
+    change = {
+        "$set": {**fields, "recorded_at": datetime.now(UTC)},
+        "$addToSet": {"suggestion_ids": {"$each": body.suggestion_ids}},
+    }
+    await collection.update_one({"_id": record_id}, change, upsert=True)
+
+
+async def apply_symposium(db: AsyncDatabase, event: SymposiumHeld) -> None:
+    """Record a symposium a unit held."""
+    await record_with_suggestions(db.symposiums, event.symposium_id, event.body)
