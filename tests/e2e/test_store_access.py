@@ -133,3 +133,31 @@ async def test_units_register_their_contacts_and_the_office_sees_who_is_missing(
     )
     assert bad.status_code == 422
     assert (await system.store.get("/api/v1/units/contacts/missing", headers=clerk)).status_code == 403
+
+
+async def test_every_staff_page_keeps_unit_staff_to_their_unit(system):
+    """The console's pages (not in the API schema) walked the same way, signed in by cookie."""
+    from minsheng_core.staff import StaffDirectory
+    from minsheng_store import console
+
+    theirs = await classified(system, XIDI)
+    await StaffDirectory(system.db).create("luanhe-page", "a long enough pass", Role.UNIT_STAFF, "滦河文书", unit="luanhe")
+    signed = await system.store.post("/staff/login", data={"username": "luanhe-page", "password": "a long enough pass"})
+    assert signed.status_code == 303
+    walked = 0
+    for route in console.router.routes:
+        for method in route.methods - {"HEAD"}:
+            if route.path.endswith(("/login", "/logout")):
+                continue
+            url = route.path.replace("{suggestion_id}", theirs["_id"])
+            data = {"csrf": "x", "category": "rural"} if method == "POST" else None
+            response = await system.store.request(method, url, data=data, params={"unit": "xidi"} if method == "GET" else None)
+            walked += 1
+            if response.status_code < 300:
+                assert theirs["_id"] not in response.text and theirs["text"] not in response.text, url
+                assert "西地镇周报" not in response.text, url
+            else:
+                assert response.status_code in (403, 404), (url, response.status_code)
+    assert walked >= 6
+    doc = await system.db.suggestions.find_one({"_id": theirs["_id"]})
+    assert "correction" not in doc  # nothing changed on the other unit's suggestion
