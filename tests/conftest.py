@@ -104,7 +104,9 @@ class System:
             campaign_closes_on=today + timedelta(days=2),
             log_format="json",
         )
-        self.web_settings = WebSettings(**common, outbox_path=outbox, drain_interval_seconds=0.5)
+        self.web_settings = WebSettings(
+            **common, outbox_path=outbox, drain_interval_seconds=0.5, submissions_rate="1000/minute", lookups_rate="1000/minute"
+        )
         accounts = outbox.parent / "wechat-accounts.yaml"
         accounts.write_text(yaml.safe_dump({"accounts": WECHAT_ACCOUNTS}, allow_unicode=True), encoding="utf-8")
         self.wechat_settings = WechatSettings(

@@ -41,3 +41,20 @@ async def test_accepted_while_the_broker_is_away_then_published(mongo_db, tmp_pa
             body = await broker.first_message("minsheng.store")
             assert SuggestionReceived.model_validate_json(body).suggestion_id == suggestion_id
             await web.aclose()
+
+
+async def test_a_flood_from_one_client_is_told_to_wait_in_chinese_and_others_are_not(system):
+    settings = system.web_settings.model_copy(
+        update={"submissions_rate": "3/minute", "lookups_rate": "5/minute", "trust_forwarded_for": True}
+    )
+    async with LifespanManager(create_app(settings)) as manager:
+        web = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://web")
+        one = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
+        answers = [await web.post("/api/v1/suggestions", json={"text": f"希望修路{i}号"}, headers=one) for i in range(4)]
+        assert [a.status_code for a in answers] == [202, 202, 202, 429]
+        assert answers[-1].json()["detail"] == "提交过于频繁，请稍后再试。" and answers[-1].headers["retry-after"] == "60"
+        other = await web.post("/api/v1/suggestions", json={"text": "希望修桥"}, headers={"X-Forwarded-For": "198.51.100.2"})
+        assert other.status_code == 202
+        lookups = [await web.get("/status", params={"tracking_code": "X", "access_code": "1"}, headers=one) for _ in range(6)]
+        assert lookups[-1].status_code == 429 and "查询过于频繁" in lookups[-1].text
+        await web.aclose()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import structlog
-from fastapi import FastAPI, Form, Header, Query, Request
+from fastapi import Depends, FastAPI, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from minsheng_core.outbox import SubmissionKeyConflict
 from minsheng_intake_web.schemas import SuggestionAcceptedRead, SuggestionCreate, SuggestionStatusRead
 from minsheng_intake_web.settings import WebSettings
 from minsheng_intake_web.submissions import CollectionClosed, Receipt, WebIntake
+from minsheng_intake_web.throttle import Throttle
 
 log = structlog.get_logger(__name__)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -57,11 +58,18 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app = FastAPI(title="Minsheng intake-web", version="1", lifespan=lifespan)
 
     install_common(app, settings.max_body_bytes)
+    throttle = Throttle(settings.submissions_rate, settings.lookups_rate, settings.trust_forwarded_for)
 
     def intake(request: Request) -> WebIntake:
         return request.app.state.intake
 
-    @app.post("/api/v1/suggestions", status_code=202, response_model=SuggestionAcceptedRead, tags=["suggestions"])
+    @app.post(
+        "/api/v1/suggestions",
+        status_code=202,
+        response_model=SuggestionAcceptedRead,
+        tags=["suggestions"],
+        dependencies=[Depends(throttle.submission)],
+    )
     async def submit_suggestion(
         create: SuggestionCreate,
         request: Request,
@@ -82,7 +90,12 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             message=_receipt_message(receipt),
         )
 
-    @app.get("/api/v1/suggestions/{tracking_code}", response_model=SuggestionStatusRead, tags=["suggestions"])
+    @app.get(
+        "/api/v1/suggestions/{tracking_code}",
+        response_model=SuggestionStatusRead,
+        tags=["suggestions"],
+        dependencies=[Depends(throttle.lookup)],
+    )
     async def suggestion_status(
         tracking_code: str, request: Request, access_code: Annotated[str, Query(min_length=1, max_length=10)]
     ) -> JSONResponse | SuggestionStatusRead:
@@ -94,7 +107,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     async def form_page(request: Request) -> HTMLResponse:
         return _form(request, campaign_open=campaign.is_open(datetime.now(UTC)))
 
-    @app.post("/submit", response_class=HTMLResponse, include_in_schema=False)
+    @app.post("/submit", response_class=HTMLResponse, include_in_schema=False, dependencies=[Depends(throttle.submission)])
     async def form_submit(request: Request, form_token: Annotated[str, Form(pattern=IDEMPOTENCY_KEY_PATTERN)]) -> HTMLResponse:
         form = await request.form()
         values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
@@ -121,7 +134,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             status_code=202,
         )
 
-    @app.get("/status", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/status", response_class=HTMLResponse, include_in_schema=False, dependencies=[Depends(throttle.lookup)])
     async def status_page(request: Request, tracking_code: str = "", access_code: str = "") -> HTMLResponse:
         status = None
         error = None

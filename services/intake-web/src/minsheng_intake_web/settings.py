@@ -15,3 +15,7 @@ class WebSettings(IntakeSettings):
     secret_key: SecretStr = SecretStr("dev-only-web-secret-change-me")
     outbox_path: Path = VAR_DIR / "intake-web" / "outbox.sqlite3"
     max_body_bytes: int = 64 * 1024
+    # Per client address; "10/minute" style (see the limits package). Behind our reverse proxy, trust its header.
+    submissions_rate: str = "10/minute"
+    lookups_rate: str = "30/minute"
+    trust_forwarded_for: bool = False
