@@ -200,3 +200,42 @@ def log_events(caplog: pytest.LogCaptureFixture):
 
     caplog.set_level(logging.DEBUG)
     return lambda: [record.msg for record in caplog.records if isinstance(record.msg, dict)]
+
+
+# Personal data never appears in logs: every log record of the whole run is scanned at the end, and the run fails
+# if a phone number or one of the tests' WeChat openids shows up in any of them.
+_PHONE_IN_LOGS = __import__("re").compile(r"(?<![0-9A-Za-z])(?:\+?86)?1[3-9]\d{9}(?![0-9A-Za-z])")
+TEST_OPENIDS = ("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "o-second-user", "o-someone-else")
+
+
+class _LogScanner(__import__("logging").Handler):
+    def __init__(self) -> None:
+        super().__init__(level=0)
+        self.leaks: list[str] = []
+        self.records = 0
+
+    def emit(self, record) -> None:
+        self.records += 1
+        try:
+            text = record.getMessage()
+        except Exception:  # a record that cannot be formatted cannot leak either
+            return
+        if _PHONE_IN_LOGS.search(text) or any(openid in text for openid in TEST_OPENIDS):
+            self.leaks.append(f"{record.name}: {text[:300]}")
+
+
+LOG_SCANNER = _LogScanner()
+
+
+def pytest_configure(config) -> None:
+    import logging
+
+    logging.getLogger().addHandler(LOG_SCANNER)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if LOG_SCANNER.leaks:
+        print(f"\npersonal data in {len(LOG_SCANNER.leaks)} of {LOG_SCANNER.records} log records:")
+        for leak in LOG_SCANNER.leaks[:20]:
+            print("  " + leak)
+        session.exitstatus = 1

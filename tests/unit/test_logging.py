@@ -27,3 +27,16 @@ def test_json_logs_carry_bound_ids_and_no_phone(capsys):
     first = next(line for line in lines if line["event"] == "accepted")
     assert (first["suggestion_id"], first["request_id"], first["service"]) == ("s-1", "r-1", "unit")
     assert "15900001111" not in json.dumps(lines) and "13700001111" not in json.dumps(lines)
+
+
+def test_the_suite_wide_log_scanner_sees_every_record_and_would_fail_the_run_on_a_phone_number():
+    import logging
+
+    from tests.conftest import LOG_SCANNER
+
+    seen = LOG_SCANNER.records
+    logging.getLogger("minsheng.test").warning("caller %s said hello", "13912345678")
+    logging.getLogger("minsheng.test").warning("request %s", "a1b2c3d4e5f613912345678abc")  # inside an id: not a phone
+    assert LOG_SCANNER.records == seen + 2
+    assert LOG_SCANNER.leaks[-1].endswith("caller 13912345678 said hello")
+    LOG_SCANNER.leaks.pop()  # planted here on purpose; any other leak fails the run at the end

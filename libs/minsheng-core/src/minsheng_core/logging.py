@@ -62,7 +62,9 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "info") -> N
         )
     )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own handler: others on the root (a test's log scanner, pytest's capture) stay.
+    handler._minsheng = True  # type: ignore[attr-defined]
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_minsheng", False)] + [handler]
     root.setLevel(level.upper())
     # Access logs carry query strings (status look-ups); our middleware logs paths only.
     logging.getLogger("uvicorn.access").disabled = True
