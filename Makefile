@@ -1,5 +1,5 @@
 # The two commands: `make run` (whole system locally) and `make test` (whole test suite).
-.PHONY: run run-live stop test schemas train retrain evaluate bench-classifier infra-up infra-down
+.PHONY: run run-live stop test schemas train retrain evaluate bench-classifier bench-reports infra-up infra-down
 
 run:            ## infrastructure and every service, on the 2020 campaign as configured
 	scripts/run
@@ -27,6 +27,10 @@ evaluate:       ## held-out categories, units, duplicate/cluster pairs and laten
 
 bench-classifier: ## external benchmark on ../shared/data/tipdm2020c against TF-IDF + LinearSVC
 	uv run minsheng-classify benchmark
+
+bench-reports:   ## report time from the tallies against a scan of the suggestions, at 10k, 100k and 1M stored
+	scripts/infra up
+	uv run minsheng-bench-reports
 
 infra-up:
 	scripts/infra up

@@ -1,7 +1,7 @@
 """minsheng-bench-reports: report counts from the tallies against a scan of the suggestions, as the store grows.
 
 One database (named ``bench_reports_…``, dropped at the end) grows to each size in turn. Suggestions are inserted in
-bulk with the tally increments applied per batch, leaving the store as ``Tallies.settle`` would. At each size the
+bulk with ``tallied`` set, and the tallies are brought to what ``Tallies.settle`` would leave (``--tallies``). At each size the
 district and unit counts are read from the tallies and, side by side in the same run, computed by scanning the
 suggestions; the two must agree (and agree with what was inserted), or the benchmark exits 1.
 """
@@ -37,8 +37,11 @@ from minsheng_store.tallies import Tallies, TallyKey, key_of
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 DATABASE_PREFIX = "bench_reports_"
 UPSERT, LOAD = "upsert", "load"
+# FerretDB 1.24 (SQLite) keeps the cursor of every matched update open until the whole command ends: an update
+# command that matches more documents than its connection pool holds (100) waits forever. Keep commands small.
+UPDATES_PER_COMMAND = 50
 TALLY_MODES = {
-    UPSERT: "one $inc upsert per distinct key per batch",
+    UPSERT: "one $inc upsert per day per batch, as settle() moves them",
     LOAD: "tally documents written in bulk after each growth step",
 }
 SEED = 20191015
@@ -220,19 +223,20 @@ async def grow(
         await db.suggestions.insert_many(docs, ordered=False)
         tallying = time.perf_counter()
         if mode == UPSERT:
-            # One $inc upsert per distinct key of the batch: the moves settle() makes, gathered.
-            upserts = [
-                UpdateOne({"_id": key.id}, {"$inc": {"count": n}, "$setOnInsert": key.as_dict()}, upsert=True)
-                for key, n in increments.items()
-            ]
-            await db.tallies.bulk_write(upserts, ordered=False)
+            # One $inc upsert per day of the batch, every count of that day in it: the moves settle() makes, gathered.
+            by_day: dict[str, dict[str, int]] = {}
+            for key, n in increments.items():
+                by_day.setdefault(key.day, {})[f"counts.{key.cell}"] = n
+            upserts = [UpdateOne({"_id": day}, {"$inc": cells}, upsert=True) for day, cells in by_day.items()]
+            for chunk in range(0, len(upserts), UPDATES_PER_COMMAND):
+                await db.daily_tallies.bulk_write(upserts[chunk : chunk + UPDATES_PER_COMMAND], ordered=False)
             build.tally_writes += len(upserts)
         done = time.perf_counter()
         build.generate_s += inserting - began
         build.insert_s += tallying - inserting
         build.tally_s += done - tallying
         expected.update(increments)
-        if (first + batch - start) % report_every < batch and first + batch < stop:
+        if (first + batch - start) // report_every > (first - start) // report_every and first + batch < stop:
             print(f"[bench]   {first + batch:,} / {stop:,} stored", file=sys.stderr, flush=True)
     if mode == LOAD:
         began = time.perf_counter()
@@ -244,11 +248,7 @@ async def grow(
 
 async def load_tallies(db: AsyncDatabase, expected: Counter[TallyKey]) -> None:
     """Replace the tallies by the totals of every suggestion inserted so far: the documents settle() would leave."""
-    await db.drop_collection("tallies")
-    await Tallies(db, ZoneInfo("UTC")).ensure_indexes()
-    docs = [{"_id": key.id, **key.as_dict(), "count": n} for key, n in expected.items()]
-    for first in range(0, len(docs), 5_000):
-        await db.tallies.insert_many(docs[first : first + 5_000], ordered=False)
+    await Tallies(db, ZoneInfo("UTC")).load(dict(expected))
 
 
 async def _median_ms(repeats: int, call: Callable[[], Awaitable[T]]) -> tuple[float, T]:
@@ -292,10 +292,13 @@ async def measure(
     got_scan = {(r["_id"]["unit"], r["_id"]["category"], r["_id"]["channel"]): r["count"] for r in scanned}
     got_unit = {(r["unit"], r["category"], r["channel"]): r["count"] for r in unit_rows}
     got_days = {r["day"]: r["count"] for r in by_day}
-    stored = {
-        TallyKey(d["unit"], d["category"], d["channel"], d["day"]): d["count"]
-        async for d in db.tallies.find({"count": {"$gt": 0}}, {"_id": 0})
-    }
+    stored: dict[TallyKey, int] = {}
+    day_documents = 0
+    async for doc in db.daily_tallies.find({}):
+        day_documents += 1
+        for cell, n in (doc.get("counts") or {}).items():
+            if n > 0:
+                stored[TallyKey(*cell.split("|"), day=doc["_id"])] = n
     if sum(got_scan.values()) != size:
         problems.append(f"scan counts {sum(got_scan.values())} suggestions, {size} stored")
     if got_rows != got_scan:
@@ -308,7 +311,7 @@ async def measure(
         problems.append(f"tallies by_day() total {sum(got_days.values())}, {size} stored")
     if stored != dict(expected):
         problems.append("tally documents differ from the increments of the inserted suggestions")
-    return Timings(size, district_ms, unit_ms, scan_ms, len(stored), problems)
+    return Timings(size, district_ms, unit_ms, scan_ms, day_documents, problems)
 
 
 def report(builds: list[Build], timings: list[Timings], unit: str, args: argparse.Namespace) -> str:
@@ -329,7 +332,7 @@ def report(builds: list[Build], timings: list[Timings], unit: str, args: argpars
         "",
         f"### Report counts (median of {args.repeats}; district = rows() + by_day(); unit = rows(unit={unit!r}))",
         "",
-        "| N | tally docs | tallies district ms | tallies unit ms | scan ms | scan/tallies | counts equal |",
+        "| N | day documents | tallies district ms | tallies unit ms | scan ms | scan/tallies | counts equal |",
         "|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for t in timings:
@@ -411,10 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tallies",
         choices=(UPSERT, LOAD),
-        default=LOAD,
-        help="upsert: one $inc upsert per distinct key per batch (what settle() does, gathered; slow on FerretDB 1.x "
-        "SQLite, whose lookups by _id scan the collection); load: write the same tally documents in bulk after each "
-        "growth step (default)",
+        default=UPSERT,
+        help="upsert (default): one $inc upsert per day of each batch, with every count of that day (what settle() "
+        "does, gathered); load: write the same day documents in bulk after each growth step",
     )
     parser.add_argument("--no-indexes", action="store_true", help="skip the store's indexes on the suggestions")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (default: drop it)")

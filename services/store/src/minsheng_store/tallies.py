@@ -1,9 +1,10 @@
 """Counts kept up to date as suggestions change, so that reports never scan the suggestions.
 
-One tally document per (unit, category, channel, day) holds how many suggestions are counted there. Each suggestion
-remembers where it is counted (``tallied``); after every change the store moves it: −1 where it was, +1 where it now
-belongs. Report time then depends on the number of units × categories × channels × days, not on the number of
-suggestions. ``rebuild`` recounts from scratch (after a crash between the two steps, or to check).
+One document per day of the campaign (in its time zone) holds the counts of that day by "unit|category|channel".
+Each suggestion remembers where it is counted (``tallied``); after every change the store moves it: −1 where it
+was, +1 where it now belongs. A report reads at most one document per day of the window, whatever the number of
+suggestions (and FerretDB, which filters only by ``_id`` in SQLite, reads no more than that either).
+``rebuild`` recounts from scratch (after a crash between the two steps, or to check); ``load`` writes known totals.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from minsheng_store.locks import StripedLocks
@@ -30,8 +30,9 @@ class TallyKey:
     day: str  # ISO date in the campaign's time zone
 
     @property
-    def id(self) -> str:
-        return f"{self.unit}|{self.category}|{self.channel}|{self.day}"
+    def cell(self) -> str:
+        """The key of the count within its day's document."""
+        return f"{self.unit}|{self.category}|{self.channel}"
 
     def as_dict(self) -> dict[str, str]:
         return {"unit": self.unit, "category": self.category, "channel": self.channel, "day": self.day}
@@ -56,14 +57,14 @@ class Tallies:
     """The ``tallies`` collection and the moves that keep it equal to a count of the suggestions."""
 
     def __init__(self, db: AsyncDatabase, zone: ZoneInfo) -> None:
-        self._tallies = db.tallies
+        self._days = db.daily_tallies
         self._suggestions = db.suggestions
         self._zone = zone
         self._lock = StripedLocks()
 
     async def ensure_indexes(self) -> None:
-        await self._tallies.create_index([("unit", ASCENDING), ("day", ASCENDING)])
-        await self._tallies.create_index([("day", ASCENDING)])
+        """Nothing to index: documents are found by their day (the _id)."""
+        return None
 
     async def settle(self, suggestion_id: str) -> None:
         """Count the suggestion where it belongs now; call with the suggestion's lock held, after each change."""
@@ -81,45 +82,61 @@ class Tallies:
         await self._suggestions.update_one({"_id": suggestion_id}, {"$set": {"tallied": now.as_dict() if now else None}})
 
     async def _add(self, key: TallyKey, delta: int) -> None:
-        # Many suggestions share a tally: FerretDB rewrites a document without a transaction, so concurrent $inc on
-        # one tally lose updates there (MongoDB does not); one tally at a time within the process.
-        async with self._lock(key.id):
-            await self._tallies.update_one(
-                {"_id": key.id}, {"$inc": {"count": delta}, "$setOnInsert": key.as_dict()}, upsert=True
-            )
+        # Every suggestion of a day shares its document: FerretDB rewrites a document without a transaction, so
+        # concurrent $inc on one document lose updates there (MongoDB does not); one day at a time in the process.
+        async with self._lock(key.day):
+            await self._days.update_one({"_id": key.day}, {"$inc": {f"counts.{key.cell}": delta}}, upsert=True)
 
-    async def rows(self, unit: str | None = None, since: date | None = None, until: date | None = None) -> list[dict[str, Any]]:
-        """Counts by unit × category × channel, over the days in [since, until) (all days when not given)."""
-        match: dict[str, Any] = {"count": {"$gt": 0}}
-        if unit is not None:
-            match["unit"] = unit
+    async def _counts(self, since: date | None, until: date | None) -> list[tuple[str, dict[str, int]]]:
         days: dict[str, str] = {}
         if since is not None:
             days["$gte"] = since.isoformat()
         if until is not None:
             days["$lt"] = until.isoformat()
-        if days:
-            match["day"] = days
-        pipeline = [
-            {"$match": match},
-            {"$group": {"_id": {"unit": "$unit", "category": "$category", "channel": "$channel"}, "count": {"$sum": "$count"}}},
-            {"$sort": {"_id.unit": 1, "_id.category": 1, "_id.channel": 1}},
-        ]
-        found = await (await self._tallies.aggregate(pipeline)).to_list(None)
-        return [{**row["_id"], "count": row["count"]} for row in found]
+        cursor = self._days.find({"_id": days} if days else {})
+        return [(doc["_id"], doc.get("counts") or {}) async for doc in cursor]
+
+    async def rows(self, unit: str | None = None, since: date | None = None, until: date | None = None) -> list[dict[str, Any]]:
+        """Counts by unit × category × channel, over the days in [since, until) (all days when not given)."""
+        totals: dict[str, int] = {}
+        for _, counts in await self._counts(since, until):
+            for cell, n in counts.items():
+                totals[cell] = totals.get(cell, 0) + n
+        rows = []
+        for cell, n in sorted(totals.items()):
+            cell_unit, category, channel = cell.split("|")
+            if n > 0 and (unit is None or cell_unit == unit):
+                rows.append({"unit": cell_unit, "category": category, "channel": channel, "count": n})
+        return rows
 
     async def by_day(self, unit: str | None = None) -> list[dict[str, Any]]:
         """Suggestions per day (the trend over the window)."""
-        match: dict[str, Any] = {"count": {"$gt": 0}} | ({"unit": unit} if unit is not None else {})
-        pipeline = [{"$match": match}, {"$group": {"_id": "$day", "count": {"$sum": "$count"}}}, {"$sort": {"_id": 1}}]
-        return [{"day": r["_id"], "count": r["count"]} for r in await (await self._tallies.aggregate(pipeline)).to_list(None)]
+        days = []
+        for day, counts in sorted(await self._counts(None, None)):
+            n = sum(v for cell, v in counts.items() if unit is None or cell.split("|")[0] == unit)
+            if n > 0:
+                days.append({"day": day, "count": n})
+        return days
+
+    async def load(self, counts: dict[TallyKey, int]) -> int:
+        """Replace every tally by the given totals (a bulk rebuild); returns the number of day documents."""
+        days: dict[str, dict[str, int]] = {}
+        for key, n in counts.items():
+            days.setdefault(key.day, {})[key.cell] = n
+        await self._days.delete_many({})
+        if days:
+            await self._days.insert_many([{"_id": day, "counts": cells} for day, cells in sorted(days.items())])
+        return len(days)
 
     async def rebuild(self) -> int:
         """Recount every suggestion from scratch; returns how many are counted."""
-        await self._tallies.delete_many({})
-        await self._suggestions.update_many({}, {"$unset": {"tallied": ""}})
+        counts: dict[TallyKey, int] = {}
         counted = 0
-        async for doc in self._suggestions.find({"status": {"$ne": "pending"}}, {"_id": 1}):
-            await self.settle(doc["_id"])
-            counted += 1
+        async for doc in self._suggestions.find({"status": {"$ne": "pending"}}):
+            key = key_of(doc, self._zone)
+            await self._suggestions.update_one({"_id": doc["_id"]}, {"$set": {"tallied": key.as_dict() if key else None}})
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+                counted += 1
+        await self.load(counts)
         return counted
