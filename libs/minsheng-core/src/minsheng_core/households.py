@@ -24,15 +24,11 @@ and layout stay as they are, and checks the result by loading it again. ``main``
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import re
 import sys
 import tempfile
 import unicodedata
-import warnings
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -42,9 +38,21 @@ from typing import Any, Literal, NamedTuple
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from minsheng_core.sheets import HEADER_SEARCH_ROWS as HEADER_SEARCH_ROWS  # re-exported
+from minsheng_core.sheets import (
+    Cell,
+    Header,
+    Record,
+    SheetUnreadable,
+    Wording,
+    blank,
+    cell_problem,
+    header_text,
+    read_table,
+    shown,
+)
 from minsheng_core.units import DEFAULT_UNITS_FILE, Unit, UnitKind, UnitRegistry
 
-HEADER_SEARCH_ROWS = 10
 # Sanity bound, not a rule of the registry: a count above it is a typo (an extra digit) far more often than a fact.
 HOUSEHOLDS_MAX = 100_000
 # A zip bomb disguised as .xlsx would be inflated by openpyxl whole; the bureau's sheet is a few hundred kilobytes.
@@ -88,19 +96,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _TRAILING_NOTE = re.compile(r"\([^()]*\)$")  # 户数(户), 人居环境改善项目村(是/否)
 _WHOLE = re.compile(r"[+-]?(\d+|\d{1,3}(,\d{3})+)(\.0+)?")
 _DECIMAL = re.compile(r"[+-]?\d+(,\d{3})*\.\d+")
-_UNREADABLE = "无法读取该 Excel 文件（文件已损坏或不是 .xlsx）：请在 Excel 中重新保存后再导入"
 
 
-class HouseholdsRejected(ValueError):
-    """The sheet as a whole cannot be read; nothing of it is imported."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code  # a short, fixed word for logs and tests
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+class HouseholdsRejected(SheetUnreadable):
+    """The sheet as a whole cannot be read; nothing of it is imported (``code``: a short, fixed word for the logs)."""
 
 
 class HouseholdsUpdate(NamedTuple):
@@ -140,228 +139,43 @@ class HouseholdsResult(BaseModel):
 # ---------------------------------------------------------------------------------------------------------- cells
 
 
-@dataclass(frozen=True, slots=True)
-class _Cell:
-    """One cell as read: its own value, and what a spreadsheet adds (merges, formulas, error values)."""
-
-    value: object = None
-    merged_into: tuple[int, int] | None = None  # (row, column) of the merged range's top-left, for the other cells
-    inherited: _Cell | None = None  # the top-left cell of that range
-    spans_rows: bool = False  # top-left of a merged range reaching into later rows
-    spans_columns: bool = False  # top-left of a merged range reaching into later columns
-    formula_without_value: bool = False
-    error: str | None = None  # "#N/A", "#REF!" …
-
-
-_EMPTY = _Cell()
-
-
-@dataclass(frozen=True, slots=True)
-class _Record:
-    row: int
-    cells: tuple[_Cell, ...]
-
-    def cell(self, column: int | None) -> _Cell:
-        return self.cells[column] if column is not None and column < len(self.cells) else _EMPTY
-
-
-def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _has_own_content(cell: _Cell) -> bool:
-    return not _blank(cell.value) or cell.formula_without_value or cell.error is not None
-
-
 def _norm(value: object) -> str:
     return _SPACES.sub("", unicodedata.normalize("NFKC", str(value)))
-
-
-def _shown(value: object, limit: int = 30) -> str:
-    text = _SPACES.sub(" ", str(value)).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ----------------------------------------------------------------------------------------------------------- file
 
 
-def _sheet_format(data: bytes, filename: str) -> Literal["xlsx", "csv"]:
-    if not data:
-        raise HouseholdsRejected("empty", "文件是空的：请提供填好的户数表")
-    suffix = filename.strip().lower().rsplit(".", 1)[-1] if "." in filename else ""
-    # The content decides when it can: files get renamed on their way from the bureau.
-    if data.startswith(b"PK\x03\x04"):
-        return "xlsx"
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise HouseholdsRejected("format", "这是旧版 Excel（.xls）或加密的 Excel 文件：请取消密码，另存为 .xlsx 后再导入")
-    if suffix in ("xlsx", "xlsm"):
-        raise HouseholdsRejected("format", f"“{_shown(filename, 60)}”不是有效的 .xlsx 文件（文件可能已损坏）：请重新保存后再导入")
-    if suffix in ("csv", "txt"):
-        return "csv"
-    raise HouseholdsRejected("format", f"不支持的文件类型“{_shown(filename, 60)}”：请提供 .xlsx 或 .csv 文件")
-
-
-def _decode_csv(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        message = "文件是 UTF-16 编码（Unicode 文本）：请在 Excel 中另存为“CSV UTF-8（逗号分隔）”后再导入"
-        raise HouseholdsRejected("encoding", message)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        # Excel in China saves "CSV (逗号分隔)" as GBK, which GB18030 contains; a strict decode refuses other encodings.
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise HouseholdsRejected(
-            "encoding", "文件编码无法识别（既不是 UTF-8 也不是 GB18030）：请在 Excel 中另存为“CSV UTF-8（逗号分隔）”后再导入"
-        ) from None
-
-
-def _csv_records(text: str) -> list[_Record]:
-    # Some locales save CSV with ";", and "Text" is tab-separated: take the delimiter that shows a header.
-    best: tuple[int, str] | None = None
-    for delimiter in (",", "\t", ";"):
-        try:
-            head = _parse_csv(text, delimiter, limit=HEADER_SEARCH_ROWS)
-        except HouseholdsRejected:
-            continue
-        score = _header_score(head)[1]
-        if score and (best is None or score > best[0]):
-            best = (score, delimiter)
-    return _parse_csv(text, best[1] if best else ",")
-
-
-def _parse_csv(text: str, delimiter: str, limit: int | None = None) -> list[_Record]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    records: list[_Record] = []
-    try:
-        for number, cells in enumerate(reader, start=1):
-            records.append(_Record(number, tuple(_Cell(value) for value in cells)))
-            if limit is not None and number >= limit:
-                break
-    except csv.Error as exc:
-        raise HouseholdsRejected("malformed", f"CSV 格式有误（第{reader.line_num}行附近：{exc}）：请重新另存为 CSV") from None
-    return records
-
-
-def _load_workbook(data: bytes, data_only: bool) -> Any:
-    import openpyxl  # the CSV path does not pay for it
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # openpyxl warns about extensions it drops (data validation, slicers)
-        return openpyxl.load_workbook(io.BytesIO(data), read_only=False, data_only=data_only)
-
-
-def _xlsx_records(data: bytes) -> list[_Record]:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            inflated = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile:
-        raise HouseholdsRejected("unreadable", _UNREADABLE) from None
-    if inflated > XLSX_UNCOMPRESSED_MAX:
-        raise HouseholdsRejected("too_large", "Excel 文件内容过大：请只保留户数表这一个工作表后再导入")
-    try:
-        # read_only=False: merged ranges are only visible in a fully loaded worksheet.
-        workbook = _load_workbook(data, data_only=False)
-    except Exception:  # openpyxl raises whatever its zip, XML and style readers raise for a damaged file
-        raise HouseholdsRejected("unreadable", _UNREADABLE) from None
-    if not workbook.worksheets:
-        raise HouseholdsRejected("empty", "Excel 文件里没有工作表")
-    sheet = workbook.worksheets[0]
-    formulas = any(cell.data_type == "f" for row in sheet.iter_rows() for cell in row)
-    # A formula's result is only in the file as the value cached by the program that last saved it.
-    cached = _load_workbook(data, data_only=True).worksheets[0] if formulas else None
-
-    top_left: dict[tuple[int, int], tuple[int, int]] = {}
-    spans: dict[tuple[int, int], tuple[bool, bool]] = {}
-    for merged in sheet.merged_cells.ranges:
-        spans[(merged.min_row, merged.min_col)] = (merged.max_row > merged.min_row, merged.max_col > merged.min_col)
-        for row, column in merged.cells:
-            if (row, column) != (merged.min_row, merged.min_col):
-                top_left[(row, column)] = (merged.min_row, merged.min_col)
-
-    cells: dict[tuple[int, int], _Cell] = {}
-    records = []
-    for row_cells in sheet.iter_rows(min_row=1, max_row=sheet.max_row, max_col=sheet.max_column):
-        row_number = row_cells[0].row
-        out = []
-        for column, cell in enumerate(row_cells, start=1):
-            where = (row_number, column)
-            if where in top_left:
-                anchor = top_left[where]
-                read = _Cell(merged_into=anchor, inherited=cells.get(anchor, _EMPTY))
-            else:
-                read = _xlsx_cell(cell, cached, *spans.get(where, (False, False)))
-            cells[where] = read
-            out.append(read)
-        records.append(_Record(row_number, tuple(out)))
-    return records
-
-
-def _xlsx_cell(cell: Any, cached: Any, spans_rows: bool, spans_columns: bool) -> _Cell:
-    def make(value: object, **extra: Any) -> _Cell:
-        return _Cell(value, spans_rows=spans_rows, spans_columns=spans_columns, **extra)
-
-    if cell.data_type == "e":
-        return make(cell.value, error=str(cell.value))
-    if cell.data_type != "f":
-        return make(cell.value)
-    result = cached.cell(row=cell.row, column=cell.column)
-    if result.data_type == "e":
-        return make(result.value, error=str(result.value))
-    if result.value is None and result.data_type != "str":
-        return make(None, formula_without_value=True)
-    return make("" if result.value is None else result.value)
+_WORDING = Wording(
+    empty_file="文件是空的：请提供填好的户数表",
+    not_xlsx=lambda name: f"“{shown(name, 60)}”不是有效的 .xlsx 文件（文件可能已损坏）：请重新保存后再导入",
+    unsupported=lambda name: f"不支持的文件类型“{shown(name, 60)}”：请提供 .xlsx 或 .csv 文件",
+    malformed_csv=lambda line, exc: f"CSV 格式有误（第{line}行附近：{exc}）：请重新另存为 CSV",
+    too_large="Excel 文件内容过大：请只保留户数表这一个工作表后再导入",
+    uncompressed_max=XLSX_UNCOMPRESSED_MAX,
+    rows_noun="村/社区",
+)
 
 
 # --------------------------------------------------------------------------------------------------------- header
 
 
 def _header_key(value: object) -> ColumnKey | None:
-    if _blank(value):
+    if blank(value):
         return None
-    text = _norm(value).strip("*:")
-    for marker in ("(必填)", "(选填)"):
-        text = text.removesuffix(marker).strip("*:")
+    # "(必填)" then "(选填)", each with the "*" and ":" it leaves at the end.
+    text = header_text(header_text(value, ("(必填)",)), ("(选填)",))
     if text in _HEADER_INDEX:
         return _HEADER_INDEX[text]
     return _HEADER_INDEX.get(_TRAILING_NOTE.sub("", text).strip("*:"))  # 户数(户), 项目村(是/否)
 
 
-def _header_score(records: Sequence[_Record]) -> tuple[_Record | None, int]:
-    best: tuple[_Record | None, int] = (None, 0)
-    for record in records[:HEADER_SEARCH_ROWS]:
-        score = len({_header_key(cell.value) for cell in record.cells} - {None})
-        # Two known columns make a header; a title like "各乡镇户数统计表" matches none.
-        if score >= 2 and score > best[1]:
-            best = (record, score)
-    return best
+def _header_points(record: Record) -> int:
+    return len({_header_key(cell.value) for cell in record.cells} - {None})
 
 
-def _columns(records: Sequence[_Record]) -> tuple[int, dict[ColumnKey, int]]:
-    """The header's row number and the position of each column; ``HouseholdsRejected`` if it does not do."""
-    header, _ = _header_score(records)
-    wanted = "、".join(LABELS.values())
-    if header is None:
-        raise HouseholdsRejected("no_header", f"前{HEADER_SEARCH_ROWS}行中找不到表头：表头应有这些列：{wanted}")
-    columns: dict[ColumnKey, int] = {}
-    for position, cell in enumerate(header.cells):
-        key = _header_key(cell.value)
-        if key is None:
-            continue  # 序号, 备注 … of the bureau's own
-        if key in columns:
-            first = _shown(header.cells[columns[key]].value)
-            raise HouseholdsRejected(
-                "repeated_columns", f"第{header.row}行的“{first}”和“{_shown(cell.value)}”都是{LABELS[key]}列：请只保留一列"
-            )
-        columns[key] = position
-    missing = [LABELS[k] for k in COLUMNS if k not in columns]
-    if missing:
-        raise HouseholdsRejected(
-            "missing_columns", f"表头（第{header.row}行）缺少这些列：{'、'.join(missing)}（表头应有这些列：{wanted}）"
-        )
-    return header.row, columns
+# Two known columns make a header; a title like "各乡镇户数统计表" matches none. 序号, 备注 … are the bureau's own.
+_HEADER: Header[ColumnKey] = Header(key_of=_header_key, labels=LABELS, required=COLUMNS, score=_header_points, minimum=2)
 
 
 # ----------------------------------------------------------------------------------------------------------- rows
@@ -371,7 +185,7 @@ class _Bad(Exception):
     """One problem of one cell, in words for the district office."""
 
 
-def _cell_value(cell: _Cell, key: ColumnKey, column: int, header_row: int) -> object:
+def _cell_value(cell: Cell, key: ColumnKey, column: int, header_row: int) -> object:
     label = LABELS[key]
     merge_down = key == "unit"  # the bureau merges a town's name over its villages: that merge hands its value on
     if cell.merged_into is not None:
@@ -382,18 +196,16 @@ def _cell_value(cell: _Cell, key: ColumnKey, column: int, header_row: int) -> ob
         cell = cell.inherited
     elif cell.spans_columns or (cell.spans_rows and not merge_down):
         raise _Bad(f"“{label}”列为{MERGED}")
-    if cell.error is not None:
-        raise _Bad(f"“{label}”是错误值 {cell.error}：请改正公式或填写内容")
-    if cell.formula_without_value:
-        raise _Bad(f"“{label}”是公式但没有计算结果：请在 Excel 中打开并保存后再导入")
+    if problem := cell_problem(cell, label):
+        raise _Bad(problem)
     return cell.value
 
 
 def _name(value: object, label: str) -> str:
-    if _blank(value):
+    if blank(value):
         raise _Bad(f"“{label}”为空")
     if isinstance(value, bool | datetime | date | time | timedelta):
-        raise _Bad(f"“{label}”应为名称，不是“{_shown(value)}”")
+        raise _Bad(f"“{label}”应为名称，不是“{shown(value)}”")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = _norm(value)
@@ -436,14 +248,14 @@ def _unit(text: str, names: _Names) -> Unit:
     for form in forms:
         codes = names.units.get(form)
         if codes and len(codes) > 1:
-            raise _Bad(f"{label}“{_shown(text)}”可指多个单位：请写全称")
+            raise _Bad(f"{label}“{shown(text)}”可指多个单位：请写全称")
         if codes:
             unit = names.registry.unit(next(iter(codes)))
             assert unit is not None
             if unit.kind is UnitKind.OFFICE or not unit.places:
                 raise _Bad(f"“{unit.name}”不是乡镇或街道，没有村/社区")
             return unit
-    raise _Bad(f"{label}“{_shown(text)}”不在本区的乡镇/街道名单中")
+    raise _Bad(f"{label}“{shown(text)}”不在本区的乡镇/街道名单中")
 
 
 def _place_forms(text: str, unit: Unit) -> list[str]:
@@ -472,39 +284,39 @@ def _place(text: str, unit: Unit, names: _Names) -> str:
         {other.name for other in names.registry.units if other.code != unit.code for f in forms if f in names.places[other.code]}
     )
     if elsewhere:
-        raise _Bad(f"村/社区“{_shown(text)}”属于{'、'.join(elsewhere)}，不属于{unit.name}")
-    raise _Bad(f"村/社区“{_shown(text)}”不在{unit.name}的村/社区名单中（新的村/社区请先登记到 config/units.yaml）")
+        raise _Bad(f"村/社区“{shown(text)}”属于{'、'.join(elsewhere)}，不属于{unit.name}")
+    raise _Bad(f"村/社区“{shown(text)}”不在{unit.name}的村/社区名单中（新的村/社区请先登记到 config/units.yaml）")
 
 
 def _households(value: object) -> int:
     label = LABELS["households"]
-    if _blank(value):
+    if blank(value):
         raise _Bad(f"“{label}”为空")
     if isinstance(value, bool) or isinstance(value, datetime | date | time | timedelta):
-        raise _Bad(f"{label}“{_shown(value)}”不是整数：请只填数字，如 512")
+        raise _Bad(f"{label}“{shown(value)}”不是整数：请只填数字，如 512")
     if isinstance(value, float):
         if not value.is_integer():
-            raise _Bad(f"{label}“{_shown(value)}”不是整数：户数应为整数")
+            raise _Bad(f"{label}“{shown(value)}”不是整数：户数应为整数")
         number = int(value)
     elif isinstance(value, int):
         number = value
     else:
         text = _norm(value).removesuffix("户")
         if _DECIMAL.fullmatch(text) and not _WHOLE.fullmatch(text):
-            raise _Bad(f"{label}“{_shown(value)}”不是整数：户数应为整数")
+            raise _Bad(f"{label}“{shown(value)}”不是整数：户数应为整数")
         if not _WHOLE.fullmatch(text):
-            raise _Bad(f"{label}“{_shown(value)}”不是整数：请只填数字，如 512")
+            raise _Bad(f"{label}“{shown(value)}”不是整数：请只填数字，如 512")
         number = int(text.split(".")[0].replace(",", ""))
     if number < 0:
-        raise _Bad(f"{label}“{_shown(value)}”是负数：户数不能小于 0")
+        raise _Bad(f"{label}“{shown(value)}”是负数：户数不能小于 0")
     if number > HOUSEHOLDS_MAX:
-        raise _Bad(f"{label}“{_shown(value)}”超过 {HOUSEHOLDS_MAX}：请核对是否多填了数字")
+        raise _Bad(f"{label}“{shown(value)}”超过 {HOUSEHOLDS_MAX}：请核对是否多填了数字")
     return number
 
 
 def _programme(value: object) -> bool:
     label = LABELS["programme"]
-    if _blank(value):
+    if blank(value):
         return False
     if isinstance(value, bool):
         return value
@@ -516,25 +328,19 @@ def _programme(value: object) -> bool:
             return True
         if text in _NO:
             return False
-    raise _Bad(f"{label}“{_shown(value)}”无法识别：请填“是”或“否”（或 √，不是项目村的留空）")
+    raise _Bad(f"{label}“{shown(value)}”无法识别：请填“是”或“否”（或 √，不是项目村的留空）")
 
 
-def _row_words(record: _Record, columns: dict[ColumnKey, int]) -> set[str]:
+def _row_words(record: Record, columns: dict[ColumnKey, int]) -> set[str]:
     words = set()
     for key in ("unit", "place"):
         cell = record.cell(columns[key])
-        if not _blank(cell.value):
+        if not blank(cell.value):
             words.add(_norm(cell.value).replace(":", ""))
     return words
 
 
-def _is_empty(record: _Record, columns: dict[ColumnKey, int]) -> bool:
-    # Only the columns read count: templates come with 序号 numbered down rows nobody filled in, and a merged town
-    # cell may reach below the last village.
-    return not any(_has_own_content(record.cell(position)) for position in columns.values())
-
-
-def _check_row(record: _Record, columns: dict[ColumnKey, int], header_row: int, names: _Names) -> HouseholdsUpdate | str:
+def _check_row(record: Record, columns: dict[ColumnKey, int], header_row: int, names: _Names) -> HouseholdsUpdate | str:
     problems: list[str] = []
     values: dict[ColumnKey, object] = {}
     for key in COLUMNS:
@@ -576,21 +382,17 @@ def read_households(data: bytes, filename: str, registry: UnitRegistry) -> House
 
     Raises ``HouseholdsRejected`` for a problem of the file as a whole, before any row is checked.
     """
-    if _sheet_format(data, filename) == "xlsx":
-        records = _xlsx_records(data)
-    else:
-        records = _csv_records(_decode_csv(data))
-    if not any(_has_own_content(c) for r in records for c in r.cells):
-        raise HouseholdsRejected("empty", "表格是空的：请填写后再导入")
-    header_row, columns = _columns(records)
-    body = [r for r in records if r.row > header_row and not _is_empty(r, columns)]
-    if not body:
-        raise HouseholdsRejected("no_rows", f"表头（第{header_row}行）下面没有填写任何村/社区")
+    try:
+        # Empty rows are skipped: a merged town cell may reach below the last village.
+        table = read_table(data, filename, _WORDING, _HEADER)
+    except SheetUnreadable as exc:
+        raise HouseholdsRejected(exc.code, exc.message) from None
+    header_row, columns = table.header_row, table.columns
 
     names = _Names.of(registry)
     problems: list[RowProblem] = []
     checked: list[tuple[int, HouseholdsUpdate]] = []
-    for record in body:
+    for record in table.body:
         if _row_words(record, columns) & _TOTAL_WORDS:
             problems.append(RowProblem(row=record.row, reason="合计/小计行，不导入", kind="skipped"))
             continue
