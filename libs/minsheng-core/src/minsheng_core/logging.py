@@ -69,5 +69,6 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "info") -> N
     # Access logs carry query strings (status look-ups); our middleware logs paths only.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("pymongo").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # request URLs: query strings carry tokens
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
     logging.getLogger("aiormq").setLevel(logging.WARNING)

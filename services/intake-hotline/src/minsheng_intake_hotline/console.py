@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import httpx
 import structlog
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -246,10 +246,15 @@ async def predict(request: Request, member: Operator, body: PredictRequest) -> d
     }
 
 
-@router.get("/api/phone")
-async def phone_history(request: Request, member: Operator, phone: Annotated[str, Query(max_length=32)] = "") -> dict[str, Any]:
-    """Suggestions this campaign already has from the number: a warning, with links, before a repeat is taken."""
-    number = canonical_phone(phone)
+class PhoneCheck(BaseModel):
+    phone: str = Field(max_length=32)
+
+
+@router.post("/api/phone")
+async def phone_history(request: Request, member: Operator, body: PhoneCheck) -> dict[str, Any]:
+    """Suggestions this campaign already has from the number: a warning, with links, before a repeat is taken.
+    A POST: a phone number in a query string would end up in proxies' access logs."""
+    number = canonical_phone(body.phone)
     if len(number) < 7:
         return {"count": 0, "items": []}
     hotline: HotlineIntake = request.app.state.hotline

@@ -62,7 +62,9 @@
     warning.replaceChildren();
     if (number.length < 7) return;
     try {
-      const response = await fetch("/console/api/phone?phone=" + encodeURIComponent(number));
+      const response = await fetch("/console/api/phone", {
+        method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({phone: number}),
+      });
       const answer = await response.json();
       if (mine !== checked || !answer.count) return;  // a newer number is being checked
       warning.append("注意：该号码在本次征集中已提交过 " + answer.count + " 条建议：");
