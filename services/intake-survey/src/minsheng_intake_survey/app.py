@@ -63,6 +63,16 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
     app.include_router(visit_pages.router)
     visit_pages.PAGES.install(app)
 
+    def scoped_unit(member: StaffMember, unit: str | None) -> str:
+        """Unit staff work for their own unit (another one is 404); the district office names the unit."""
+        if member.has(Role.UNIT_STAFF):
+            if unit not in (None, member.unit):
+                raise HTTPException(status_code=404, detail="no such unit in your scope")
+            unit = member.unit
+        if unit is None or units.unit(unit) is None:
+            raise HTTPException(status_code=422, detail="give the unit this record is for (?unit=…)")
+        return unit
+
     @app.post("/api/v1/survey-sheets", tags=["survey"])
     async def import_survey_sheet(
         request: Request,
@@ -71,12 +81,7 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
         unit: Annotated[str | None, Query(max_length=50, pattern=r"^[a-z_]+$")] = None,
     ) -> dict[str, Any]:
         """Check a unit's survey sheet row by row and import the good rows; the report says what became of each."""
-        if member.has(Role.UNIT_STAFF):
-            if unit not in (None, member.unit):
-                raise HTTPException(status_code=404, detail="no such unit in your scope")
-            unit = member.unit
-        if unit is None or units.unit(unit) is None:
-            raise HTTPException(status_code=422, detail="give the unit whose sheet this is (?unit=…)")
+        unit = scoped_unit(member, unit)
         data = await file.read()
         try:
             sheet = read_sheet(data, file.filename or "sheet", unit, units, campaign)
@@ -107,12 +112,7 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
         unit: Annotated[str | None, Query(max_length=50, pattern=r"^[a-z_]+$")] = None,
     ) -> dict[str, Any]:
         """Record a symposium (座谈会) and the suggestions it gave; the same record twice changes nothing."""
-        if member.has(Role.UNIT_STAFF):
-            if unit not in (None, member.unit):
-                raise HTTPException(status_code=404, detail="no such unit in your scope")
-            unit = member.unit
-        if unit is None or units.unit(unit) is None:
-            raise HTTPException(status_code=422, detail="give the unit that held the symposium (?unit=…)")
+        unit = scoped_unit(member, unit)
         runtime = request.app.state.survey.runtime
         try:
             symposium_id, codes, new = await record_symposium(runtime, campaign, units, member, unit, create)
