@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from minsheng_core.staff import Role, StaffMember
 
@@ -82,3 +83,18 @@ class StaffPages:
         response = RedirectResponse(self.prefix + "/login", status_code=303)
         response.delete_cookie(self.cookie, path=self.prefix)
         return response
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def token_member(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> StaffMember:
+    """For staff APIs: the member of staff whose session token (POST /api/v1/auth/token) the request carries."""
+    member = await request.app.state.staff.member_for(credentials.credentials if credentials else None)
+    if member is None:
+        raise HTTPException(
+            status_code=401, detail="sign in first: a valid staff token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return member

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, UploadFile
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from minsheng_core.audit import AuditLog
 from minsheng_core.http import install_common
 from minsheng_core.intake import open_intake
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory, StaffMember
+from minsheng_core.staff_pages import token_member
 from minsheng_core.units import load_units
 from minsheng_intake_survey import visit_pages
 from minsheng_intake_survey.settings import SurveySettings
@@ -23,16 +23,10 @@ from minsheng_intake_survey.symposiums import SymposiumCreate, SymposiumRefused,
 from minsheng_intake_survey.visits import SurveyIntake
 
 log = structlog.get_logger(__name__)
-bearer = HTTPBearer(auto_error=False)
 
 
-async def unit_member(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> StaffMember:
+async def unit_member(member: Annotated[StaffMember, Depends(token_member)]) -> StaffMember:
     """Unit staff (their own unit) or the district office's administrators (any unit), by staff token."""
-    member = await request.app.state.staff.member_for(credentials.credentials if credentials else None)
-    if member is None:
-        raise HTTPException(status_code=401, detail="sign in first: a valid staff token is required")
     if not member.has(Role.UNIT_STAFF, Role.ADMIN):
         raise HTTPException(status_code=403, detail="survey sheets are imported by unit staff")
     return member

@@ -8,27 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException
 
 from minsheng_core.staff import Role, StaffMember
-
-bearer = HTTPBearer(auto_error=False)
-
-
-async def signed_in(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> StaffMember:
-    """The member of staff whose session token this is (from POST /api/v1/auth/token)."""
-    member = await request.app.state.staff.member_for(credentials.credentials if credentials else None)
-    if member is None:
-        raise HTTPException(
-            status_code=401, detail="sign in first: a valid staff token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return member
+from minsheng_core.staff_pages import token_member
 
 
-async def reader(member: Annotated[StaffMember, Depends(signed_in)]) -> StaffMember:
+async def reader(member: Annotated[StaffMember, Depends(token_member)]) -> StaffMember:
     """A member of staff who may read suggestions (not an operator)."""
     if member.has(Role.OPERATOR):
         raise HTTPException(status_code=403, detail="operators work in the hotline console")
@@ -42,13 +28,13 @@ async def editor(member: Annotated[StaffMember, Depends(reader)]) -> StaffMember
     return member
 
 
-async def administrator(member: Annotated[StaffMember, Depends(signed_in)]) -> StaffMember:
+async def administrator(member: Annotated[StaffMember, Depends(token_member)]) -> StaffMember:
     if not member.has(Role.ADMIN):
         raise HTTPException(status_code=403, detail="for the district office's administrators")
     return member
 
 
-async def district_reader(member: Annotated[StaffMember, Depends(signed_in)]) -> StaffMember:
+async def district_reader(member: Annotated[StaffMember, Depends(token_member)]) -> StaffMember:
     """The district office and its supervisors: what spans every unit."""
     if not member.has(Role.ADMIN, Role.SUPERVISOR):
         raise HTTPException(status_code=403, detail="for the district office and its supervisors")
