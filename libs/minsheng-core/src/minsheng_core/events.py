@@ -256,8 +256,103 @@ class SymposiumHeld(_Event):
         return "symposium.held"
 
 
+class Outcome(StrEnum):
+    """What became of a suggestion."""
+
+    ADOPTED = "adopted"  # 采纳: taken into a project
+    MERGED = "merged"  # 合并: answered together with another suggestion or project
+    REFERRED = "referred"  # 转办: handed to a department outside this campaign's projects
+    NOT_ADOPTED = "not_adopted"  # 未采纳: with a reason and an explanation
+
+
+class Reason(StrEnum):
+    """Why a suggestion was not adopted."""
+
+    DUPLICATE = "duplicate"
+    OUTSIDE_REMIT = "outside_remit"
+    ALREADY_PLANNED = "already_planned"
+    BEYOND_MEANS = "beyond_means"
+    NOT_FEASIBLE = "not_feasible"
+    AGAINST_POLICY = "against_policy"
+    OTHER = "other"
+
+
+class Decision(_Strict):
+    """A released decision on one suggestion, with the explanation its submitter will read."""
+
+    decision_id: str = Field(min_length=1, max_length=64, description="one id per release; notifications are keyed by it")
+    outcome: Outcome
+    project_id: str | None = Field(default=None, max_length=64, description="the project it was adopted into or merged with")
+    merged_into: str | None = Field(default=None, max_length=64, description="the suggestion it was merged into")
+    referred_to: str | None = Field(default=None, max_length=100, description="the department it was referred to")
+    reason: Reason | None = Field(default=None, description="required when not adopted")
+    explanation: str = Field(min_length=1, max_length=1000, description="plain Chinese, for the submitter")
+    unit: str | None = Field(default=None, max_length=50, description="the unit responsible for the suggestion")
+    category: str | None = Field(default=None, max_length=50)
+    decided_by: str = Field(min_length=1, max_length=100)
+    released_by: str = Field(min_length=1, max_length=100)
+    released_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _outcome_has_what_it_needs(self) -> Decision:
+        if self.outcome is Outcome.NOT_ADOPTED and self.reason is None:
+            raise ValueError("a suggestion not adopted needs a reason")
+        if self.outcome is Outcome.ADOPTED and self.project_id is None:
+            raise ValueError("an adopted suggestion names its project")
+        if self.outcome is Outcome.MERGED and self.project_id is None and self.merged_into is None:
+            raise ValueError("a merged suggestion names the suggestion or project it was merged into")
+        if self.outcome is Outcome.REFERRED and self.referred_to is None:
+            raise ValueError("a referred suggestion names the department")
+        return self
+
+
+class SuggestionDecided(_SuggestionEvent):
+    """A decision on a suggestion was released."""
+
+    event_type: Literal["suggestion.decided"] = "suggestion.decided"
+    body: Decision
+
+    def routing_key(self) -> str:
+        return f"suggestion.decided.{self.body.outcome.value}"
+
+
+class NotificationChannel(StrEnum):
+    """How a submitter was told."""
+
+    WECHAT_MESSAGE = "wechat_message"  # customer-service message, inside the 48-hour window
+    WECHAT_TEMPLATE = "wechat_template"
+    SMS = "sms"
+    WEB = "web"  # the status page only: nothing to send
+
+
+class Notification(_Strict):
+    """A submitter was told of a decision."""
+
+    decision_id: str = Field(min_length=1, max_length=64)
+    channel: NotificationChannel
+    attempts: int = Field(ge=1, le=100)
+    sent_at: AwareDatetime
+
+
+class NotificationSent(_SuggestionEvent):
+    """The notifier delivered a decision to its submitter."""
+
+    event_type: Literal["notification.sent"] = "notification.sent"
+    body: Notification
+
+    def routing_key(self) -> str:
+        return f"notification.sent.{self.body.channel.value}"
+
+
 AnyEvent = (
-    SuggestionReceived | SuggestionClassified | SuggestionCorrected | SuggestionAttachmentAdded | HouseholdVisited | SymposiumHeld
+    SuggestionReceived
+    | SuggestionClassified
+    | SuggestionCorrected
+    | SuggestionAttachmentAdded
+    | SuggestionDecided
+    | NotificationSent
+    | HouseholdVisited
+    | SymposiumHeld
 )
 Event = Annotated[AnyEvent, Field(discriminator="event_type")]
 EVENT_MODELS: tuple[type[_Event], ...] = (
@@ -265,6 +360,8 @@ EVENT_MODELS: tuple[type[_Event], ...] = (
     SuggestionClassified,
     SuggestionCorrected,
     SuggestionAttachmentAdded,
+    SuggestionDecided,
+    NotificationSent,
     HouseholdVisited,
     SymposiumHeld,
 )

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from minsheng_core.campaign import DEFAULT_CAMPAIGN_FILE, Campaign, load_campaign
 from minsheng_core.paths import REPO_ROOT
+from minsheng_core.personal import DEV_KEYS, DEV_LOOKUP_KEY, PersonalDataVault
 
 DEFAULT_TOPOLOGY_FILE = REPO_ROOT / "deploy" / "rabbitmq" / "definitions.json"
 _PLACEHOLDER_PREFIX = "dev-only-"
@@ -31,6 +32,9 @@ class ServiceSettings(BaseSettings):
     campaign_closes_on: date | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
+    # Personal data at rest (minsheng_core.personal): key ring "id:base64url,…" (current key first) and look-up key.
+    personal_data_keys: SecretStr = SecretStr(DEV_KEYS)
+    personal_lookup_key: SecretStr = SecretStr(DEV_LOOKUP_KEY)
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> ServiceSettings:
@@ -39,6 +43,11 @@ class ServiceSettings(BaseSettings):
                 if isinstance(value, SecretStr) and value.get_secret_value().startswith(_PLACEHOLDER_PREFIX):
                     raise ValueError(f"{name} still holds the development placeholder; set a real secret")
         return self
+
+    @property
+    def vault(self) -> PersonalDataVault:
+        """Seals and opens personal data with the configured keys."""
+        return PersonalDataVault.from_secrets(self.personal_data_keys, self.personal_lookup_key)
 
     @property
     def campaign(self) -> Campaign:

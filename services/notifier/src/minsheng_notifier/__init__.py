@@ -1,0 +1,1 @@
+"""The notifier: decisions told to submitters on their own channel."""

@@ -1,0 +1,1 @@
+"""Webhook relay: events delivered to HTTP subscribers, signed, retried, logged."""
