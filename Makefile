@@ -1,5 +1,5 @@
 # The two commands: `make run` (whole system locally) and `make test` (whole test suite).
-.PHONY: run run-live stop test schemas train retrain evaluate bench-classifier bench-reports infra-up infra-down
+.PHONY: run run-live stop test schemas train retrain evaluate bench bench-classifier bench-reports infra-up infra-down
 
 run:            ## infrastructure and every service, on the 2020 campaign as configured
 	scripts/run
@@ -24,6 +24,9 @@ retrain:        ## corpus + staff corrections from the running store; the classi
 
 evaluate:       ## held-out categories, units, duplicate/cluster pairs and latency of the shipped model
 	uv run minsheng-classify evaluate
+
+bench:          ## raw ceilings, pipeline at rising rates, a 20,000 burst, reports at 1M: var/bench/results.md + pipeline.png
+	scripts/bench
 
 bench-classifier: ## external benchmark on ../shared/data/tipdm2020c against TF-IDF + LinearSVC
 	uv run minsheng-classify benchmark
