@@ -7,13 +7,16 @@ Test controls are plain attributes on ``app.state``:
 
 - ``messages``: accepted messages, each the JSON resource answered (``sid``, ``to``, ``from``, ``body``, ...);
 - ``requests``: ``(method, path)`` of every request received, failed ones included;
-- ``fail_next``: the next N requests answer HTTP 500 (Twilio's error 20500).
+- ``fail_next``: the next N requests answer HTTP 500 (Twilio's error 20500);
+- ``delay_next`` / ``delay_seconds``: the next N requests are answered only after that many seconds (timeouts);
+- ``unsubscribed``: E.164 numbers that opted out: messages to them answer 400 (Twilio's error 21610).
 
 Run it over real HTTP with ``serve`` from ``tests.fakes.wechat_api``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -69,10 +72,16 @@ def create_fake_twilio_api(account_sid: str, auth_token: str) -> FastAPI:
     state.messages = []
     state.requests = []
     state.fail_next = 0
+    state.delay_next = 0
+    state.delay_seconds = 0.0
+    state.unsubscribed = set()
 
     @app.middleware("http")
     async def record_and_fail(request: Request, call_next: Any) -> Response:
         state.requests.append((request.method, request.url.path))
+        if state.delay_next > 0:
+            state.delay_next -= 1
+            await asyncio.sleep(state.delay_seconds)
         if state.fail_next > 0:
             state.fail_next -= 1
             return _error(500, 20500, "An internal server error has occurred")
@@ -94,6 +103,8 @@ def create_fake_twilio_api(account_sid: str, auth_token: str) -> FastAPI:
             return _error(400, 21604, "A 'To' phone number is required.")
         if not E164.fullmatch(to):
             return _error(400, 21211, "Invalid 'To' Phone Number: " + to)
+        if to in state.unsubscribed:
+            return _error(400, 21610, "Attempt to send to unsubscribed recipient")
         if not from_:
             return _error(400, 21603, "A 'From' phone number is required.")
         if not body:

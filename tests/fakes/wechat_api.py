@@ -9,6 +9,7 @@ Test controls are plain attributes on ``app.state``:
 - ``outside_window``: openids whose last message is older than 48 hours (customer-service send answers 45015);
 - ``errcodes``: openid -> errcode that every message to that openid answers (e.g. 43004, 45047);
 - ``fail_next``: the next N requests answer HTTP 503;
+- ``delay_next`` / ``delay_seconds``: the next N requests are answered only after that many seconds (timeouts);
 - ``reject_all_tokens``: every message call answers 40001, even with a fresh token;
 - ``echo_openid_in_errmsg``: errmsg of message errors carries the openid (WeChat's errmsg is free text);
 - ``expire_tokens()``: invalidate every token issued so far.
@@ -63,6 +64,8 @@ def create_fake_wechat_api(apps: dict[str, str]) -> FastAPI:
     state.outside_window = set()
     state.errcodes = {}
     state.fail_next = 0
+    state.delay_next = 0
+    state.delay_seconds = 0.0
     state.reject_all_tokens = False
     state.echo_openid_in_errmsg = False
 
@@ -74,6 +77,9 @@ def create_fake_wechat_api(apps: dict[str, str]) -> FastAPI:
     @app.middleware("http")
     async def record_and_fail(request: Request, call_next: Any) -> Response:
         state.requests.append(request.url.path)
+        if state.delay_next > 0:
+            state.delay_next -= 1
+            await asyncio.sleep(state.delay_seconds)
         if state.fail_next > 0:
             state.fail_next -= 1
             return Response("Service Unavailable", status_code=503)

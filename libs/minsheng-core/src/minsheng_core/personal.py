@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -117,3 +118,69 @@ class PersonalDataVault:
 def is_sealed(value: object) -> bool:
     """Whether a stored value is a sealed one (as opposed to a legacy plain value)."""
     return isinstance(value, str) and value.startswith(PREFIX + ".")
+
+
+# What a personal-data document holds, sealed with the field name as its kind, and the look-up hash of each
+# field that is searched by value (the hotline's repeat callers by phone, WeChat's "my suggestion" by openid).
+SEALED_FIELDS = ("name", "phone", "wechat_openid")
+LOOKUP_FIELDS = {"phone": "phone_hash", "wechat_openid": "openid_hash"}
+
+
+def sealed_fields(vault: PersonalDataVault, values: Mapping[str, str | None]) -> dict[str, str]:
+    """The given contact values sealed, with the look-up hashes of those searched by value; empty values left out."""
+    document: dict[str, str] = {}
+    for field in SEALED_FIELDS:
+        value = values.get(field)
+        if value:
+            document[field] = vault.seal(field, value)
+            if field in LOOKUP_FIELDS:
+                document[LOOKUP_FIELDS[field]] = vault.lookup(field, value)
+    return document
+
+
+def opened_fields(vault: PersonalDataVault, document: Mapping[str, object]) -> dict[str, str | None]:
+    """The clear values of a personal-data document (a legacy plain value, not yet migrated, reads as it is)."""
+    values: dict[str, str | None] = {}
+    for field in SEALED_FIELDS:
+        value = document.get(field)
+        values[field] = vault.open(field, value) if is_sealed(value) else (value if isinstance(value, str) else None)
+    return values
+
+
+def mask_phone(phone: str) -> str:
+    """138****5678: enough to recognise a number, not to call it."""
+    return f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 8 else "****"
+
+
+def mask_openid(openid: str) -> str:
+    """o****xyz."""
+    return f"{openid[0]}****{openid[-3:]}" if len(openid) > 4 else "****"
+
+
+def mask_name(name: str) -> str:
+    """张*: the family name only (and not how long the given name is)."""
+    return f"{name[0]}*" if len(name) > 1 else "*"
+
+
+def masked_fields(values: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Contact values as staff who do not call residents back see them."""
+    masks = {"name": mask_name, "phone": mask_phone, "wechat_openid": mask_openid}
+    return {field: (masks[field](value) if value else None) for field, value in values.items() if field in masks}
+
+
+# Phone numbers as residents type them into a text: mobiles (with +86, spaces or dashes) and landlines with their
+# area code, in ASCII or full-width digits; never part of a longer run of digits (an id, an amount).
+_D = "[0-9\uff10-\uff19]"
+_SEP = "[ \\-\uff0d]?"
+_PHONE_IN_TEXT = re.compile(
+    rf"(?<![0-9\uff10-\uff19])(?:"
+    rf"(?:[+\uff0b]?86{_SEP})?[1\uff11][3-9\uff13-\uff19](?:{_SEP}{_D}){{9}}"
+    rf"|[(\uff08]?[0\uff10]{_D}{{2,3}}[)\uff09]?{_SEP}{_D}{{7,8}}"
+    rf")(?![0-9\uff10-\uff19])"
+)
+REDACTED_PHONE = "[号码已删除]"
+
+
+def redact_phone_numbers(text: str) -> tuple[str, int]:
+    """The text with every phone-number-looking run of digits replaced, and how many were."""
+    return _PHONE_IN_TEXT.subn(REDACTED_PHONE, text)

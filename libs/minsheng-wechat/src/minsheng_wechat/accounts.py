@@ -29,6 +29,9 @@ class WechatAccount(BaseModel):
     encoding_aes_key: SecretStr = Field(description="the EncodingAESKey field: 43 characters")
     app_secret: SecretStr | None = Field(default=None, description="AppSecret, for the message API (later replies)")
     unit: str | None = Field(default=None, description="unit code: the default unit of what arrives on this account")
+    decision_template_id: str | None = Field(
+        default=None, min_length=1, max_length=128, description="template message for decisions once the 48-hour window is over"
+    )
 
     @field_validator("token")
     @classmethod
