@@ -83,5 +83,5 @@ async def test_an_operator_takes_a_call_down_in_the_browser(system, console_url)
     doc = await eventually(stored)
     assert doc["channel"] == "hotline" and doc["location"] == {"town": "西地镇", "village": "张家营村", "detail": "村委会往东"}
     assert doc["classification"]["category"] == "road_traffic" and doc["unit"] == "xidi"
-    personal = await system.db.personal_data.find_one({"_id": doc["_id"]})
-    assert (personal["phone"], personal["name"]) == ("13912345678", "刘阿姨")
+    personal, vault = await system.db.personal_data.find_one({"_id": doc["_id"]}), system.store_settings.vault
+    assert (vault.open("phone", personal["phone"]), vault.open("name", personal["name"])) == ("13912345678", "刘阿姨")

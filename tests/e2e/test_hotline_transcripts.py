@@ -75,10 +75,16 @@ async def test_a_batch_becomes_one_classified_suggestion_per_good_call_and_repor
     assert road["classification"]["category"] == "road_traffic"
     assert road["attachments"] == [{"kind": "recording", "channel_ref": "CC-1001", "url": "https://cc.example/rec/1001.mp3"}]
     assert "13912345678" not in json.dumps(road, default=str, ensure_ascii=False)
-    assert (await system.db.personal_data.find_one({"_id": road["_id"]}))["phone"] == "13912345678"
+    assert (
+        system.store_settings.vault.open("phone", (await system.db.personal_data.find_one({"_id": road["_id"]}))["phone"])
+        == "13912345678"
+    )
 
     toilets = await stored(system, "CC-1002")
-    assert (await system.db.personal_data.find_one({"_id": toilets["_id"]}))["phone"] == "03142345678"
+    assert (
+        system.store_settings.vault.open("phone", (await system.db.personal_data.find_one({"_id": toilets["_id"]}))["phone"])
+        == "03142345678"
+    )
 
     # Low ASR confidence: the words are kept, the suggestion waits for someone to check them against the recording.
     unclear = await stored(system, "CC-1005")

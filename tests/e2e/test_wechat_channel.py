@@ -59,7 +59,7 @@ async def test_a_plain_text_message_is_stored_classified_and_answered_with_its_t
     assert doc["unit"] == "xidi"  # the place in the text beats the account
     assert OPENID not in json.dumps(doc, default=str)
     personal = await system.db.personal_data.find_one({"_id": doc["_id"]})
-    assert personal["wechat_openid"] == OPENID
+    assert system.store_settings.vault.open("wechat_openid", personal["wechat_openid"]) == OPENID
 
 
 async def test_a_safe_mode_message_on_a_towns_account_is_stored_and_answered_sealed(system):

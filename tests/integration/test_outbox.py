@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from minsheng_core.events import Attachment, Channel, SuggestionAttachmentAdded, SuggestionContent, SuggestionReceived
 from minsheng_core.outbox import Outbox, SubmissionKeyConflict
+from minsheng_core.settings import ServiceSettings
 
 NOW = datetime.now(UTC)
+VAULT = ServiceSettings().vault
 
 
 def received(sid: str, text: str = "希望修路") -> SuggestionReceived:
@@ -19,7 +21,7 @@ def received(sid: str, text: str = "希望修路") -> SuggestionReceived:
 
 
 async def test_an_attachment_and_its_suggestion_are_two_submissions_of_one_suggestion(tmp_path):
-    outbox = Outbox(tmp_path / "o.sqlite3")
+    outbox = Outbox(tmp_path / "o.sqlite3", VAULT)
     await outbox.open()
     try:
         first = await outbox.accept("k1", "f1", received("s1"), sender="person-a")
@@ -38,7 +40,7 @@ async def test_an_attachment_and_its_suggestion_are_two_submissions_of_one_sugge
 
 
 async def test_latest_suggestion_from_a_sender_within_the_last_minutes(tmp_path):
-    outbox = Outbox(tmp_path / "o.sqlite3")
+    outbox = Outbox(tmp_path / "o.sqlite3", VAULT)
     await outbox.open()
     try:
         await outbox.accept("k1", "f", received("s1"), sender="person-a")
@@ -66,7 +68,7 @@ async def test_an_outbox_of_the_first_schema_is_migrated_with_its_pending_rows(t
             " VALUES ('old-key', 'f', 's-old', 'C-s-old', ?, ?)",
             (event.model_dump_json(), NOW.isoformat()),
         )
-    outbox = Outbox(path)
+    outbox = Outbox(path, VAULT)
     await outbox.open()
     try:
         assert await outbox.find_by_tracking_code("C-s-old") == event
@@ -74,6 +76,6 @@ async def test_an_outbox_of_the_first_schema_is_migrated_with_its_pending_rows(t
         assert not again.new and not again.published  # still pending: the drainer will publish it
     finally:
         await outbox.close()
-    outbox = Outbox(path)
+    outbox = Outbox(path, VAULT)
     await outbox.open()  # reopening a migrated file changes nothing
     await outbox.close()

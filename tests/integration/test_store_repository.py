@@ -17,16 +17,18 @@ from minsheng_core.events import (
     SuggestionContent,
     SuggestionReceived,
 )
+from minsheng_core.settings import ServiceSettings
 from minsheng_store.repository import SuggestionFilter, SuggestionRepository
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2019, 10, 20, 2, 0, tzinfo=UTC)
+VAULT = ServiceSettings().vault
 
 
 @pytest.fixture
 async def repo(mongo_db):
     client = AsyncMongoClient(mongo_db[0], tz_aware=True)
-    repository = SuggestionRepository(client[mongo_db[1]])
+    repository = SuggestionRepository(client[mongo_db[1]], vault=VAULT)
     await repository.ensure_indexes()
     yield repository, client[mongo_db[1]]
     await client.close()
@@ -61,7 +63,7 @@ async def test_the_same_event_twice_gives_one_document(repo):
     assert {k: v for k, v in first.items() if k != "updated_at"} == {k: v for k, v in second.items() if k != "updated_at"}
     assert first["status"] == "received"
     assert "phone" not in first
-    assert (await db.personal_data.find_one({"_id": "s-1"}))["phone"] == "13900001111"
+    assert VAULT.open("phone", (await db.personal_data.find_one({"_id": "s-1"}))["phone"]) == "13900001111"
 
 
 async def test_classification_before_suggestion_is_merged(repo):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -12,11 +13,14 @@ from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from minsheng_core.bus import Publisher
-from minsheng_core.campaign import Campaign
-from minsheng_core.events import Channel, PersonalData, SuggestionContent, SuggestionReceived
+from minsheng_core.campaign import OUTCOME_NAMES, REASON_NAMES, Campaign
+from minsheng_core.erasures import honour_erasures
+from minsheng_core.events import Channel, Outcome, PersonalData, Reason, SuggestionContent, SuggestionReceived
 from minsheng_core.ids import suggestion_id_for, tracking_code_for
 from minsheng_core.lifecycle import background, broker_when_possible, open_database
+from minsheng_core.metrics import watch_outbox
 from minsheng_core.outbox import Accepted, Outbox
+from minsheng_core.personal import LOOKUP_FIELDS, PersonalDataVault
 from minsheng_core.settings import IntakeSettings
 
 STATUS_TEXT = {
@@ -24,6 +28,19 @@ STATUS_TEXT = {
     "pending": "已收到，正在处理",
     "classified": "已分类，等待责任单位梳理",
 }
+
+
+@dataclass(frozen=True)
+class TrackedDecision:
+    """The released decision on a suggestion, as its submitter reads it."""
+
+    outcome: str
+    outcome_name: str  # in Chinese: 采纳, 未采纳 …
+    reason: str | None
+    reason_name: str | None
+    explanation: str
+    project_title: str | None
+    released_at: datetime
 
 
 @dataclass(frozen=True)
@@ -37,10 +54,14 @@ class Tracked:
     title: str | None
     text: str
     submitted_at: datetime
-    wechat_openid: str | None
+    openid_hash: str | None  # the look-up hash of the submitter's WeChat openid, never the openid itself
+
+    decision: TrackedDecision | None = None
 
     @property
     def status_text(self) -> str:
+        if self.decision is not None:
+            return f"已答复（{self.decision.outcome_name}）"
         return STATUS_TEXT.get(self.status, self.status)
 
 
@@ -50,6 +71,7 @@ class IntakeRuntime:
     publisher: Publisher
     db: AsyncDatabase
     secret: bytes
+    vault: PersonalDataVault
 
     async def receive(
         self,
@@ -92,11 +114,31 @@ class IntakeRuntime:
         """Publish an accepted submission if it is not out yet; False leaves it to the drainer."""
         return accepted.published or await self.outbox.publish(self.publisher, accepted.submission_key)
 
+    async def _decision(self, doc: dict[str, Any]) -> TrackedDecision | None:
+        """The decision the store recorded on the suggestion, with the title of its project if it names one."""
+        decision = doc.get("decision")
+        if not decision:
+            return None
+        outcome, reason = Outcome(decision["outcome"]), Reason(decision["reason"]) if decision.get("reason") else None
+        project = None
+        if decision.get("project_id"):
+            project = await self.db.projects.find_one({"_id": decision["project_id"]}, {"title": 1})
+        return TrackedDecision(
+            outcome=outcome.value,
+            outcome_name=OUTCOME_NAMES[outcome],
+            reason=reason.value if reason else None,
+            reason_name=REASON_NAMES[reason] if reason else None,
+            explanation=decision["explanation"],
+            project_title=project["title"] if project else None,
+            released_at=decision["released_at"],
+        )
+
     async def track(self, tracking_code: str) -> Tracked | None:
         """The suggestion with this code: from the store, or from this outbox while the store has not got it yet."""
         doc = await self.db.suggestions.find_one({"tracking_code": tracking_code})
         if doc is not None:
-            personal = await self.db.personal_data.find_one({"_id": doc["_id"]}, {"wechat_openid": 1}) or {}
+            openid_field = LOOKUP_FIELDS["wechat_openid"]
+            personal = await self.db.personal_data.find_one({"_id": doc["_id"]}, {openid_field: 1}) or {}
             classified = doc["status"] != "received"
             return Tracked(
                 suggestion_id=doc["_id"],
@@ -106,7 +148,8 @@ class IntakeRuntime:
                 title=doc.get("title"),
                 text=doc.get("text", ""),
                 submitted_at=doc["submitted_at"],
-                wechat_openid=personal.get("wechat_openid"),
+                openid_hash=personal.get(openid_field),
+                decision=await self._decision(doc),
             )
         event = await self.outbox.find_by_tracking_code(tracking_code)
         if event is None:
@@ -119,7 +162,13 @@ class IntakeRuntime:
             title=event.body.title,
             text=event.body.text,
             submitted_at=event.body.submitted_at,
-            wechat_openid=event.personal.wechat_openid,
+            openid_hash=self.vault.lookup("wechat_openid", openid) if (openid := event.personal.wechat_openid) else None,
+        )
+
+    def is_submitter(self, tracked: Tracked, openid: str) -> bool:
+        """Whether the WeChat user with this openid sent the tracked suggestion (compared by look-up hash)."""
+        return tracked.openid_hash is not None and hmac.compare_digest(
+            tracked.openid_hash, self.vault.lookup("wechat_openid", openid)
         )
 
 
@@ -128,7 +177,8 @@ async def open_intake(stack: contextlib.AsyncExitStack, app: FastAPI, settings: 
 
     Sets ``app.state.connection`` (once connected) and ``app.state.mongo`` for the readiness probe.
     """
-    outbox = Outbox(settings.outbox_path)
+    vault = settings.vault
+    outbox = Outbox(settings.outbox_path, vault)
     await outbox.open()
     stack.push_async_callback(outbox.close)
     mongo = open_database(stack, settings)
@@ -141,4 +191,8 @@ async def open_intake(stack: contextlib.AsyncExitStack, app: FastAPI, settings: 
 
     await stack.enter_async_context(background(broker_when_possible(stack, settings, name, connected)))
     await stack.enter_async_context(background(outbox.run_drainer(publisher, settings.drain_interval_seconds)))
-    return IntakeRuntime(outbox, publisher, mongo[settings.mongo_database], settings.secret_key.get_secret_value().encode())
+    await stack.enter_async_context(background(watch_outbox(outbox.pending, name, settings.drain_interval_seconds)))
+    db = mongo[settings.mongo_database]
+    # Erasure on request reaches this outbox too: the store's tombstones are polled and their rows scrubbed.
+    await stack.enter_async_context(background(honour_erasures(db, outbox.scrub, settings.drain_interval_seconds * 5)))
+    return IntakeRuntime(outbox, publisher, db, settings.secret_key.get_secret_value().encode(), vault)

@@ -134,7 +134,8 @@ class HotlineIntake:
     async def codes_from_phone(self, phone: str, limit: int = 20) -> list[str]:
         """Tracking codes of this campaign's suggestions from the number: stored ones, and ones still in the outbox."""
         db = self.runtime.db
-        ids = [doc["_id"] async for doc in db.personal_data.find({"phone": phone}, {"_id": 1}).limit(200)]
+        by_hash = {"phone_hash": self.runtime.vault.lookup("phone", phone)}  # contact data is sealed: found by its hash
+        ids = [doc["_id"] async for doc in db.personal_data.find(by_hash, {"_id": 1}).limit(200)]
         query = {"_id": {"$in": ids}, "campaign": self.campaign.code, "tracking_code": {"$exists": True}}
         stored = [doc["tracking_code"] async for doc in db.suggestions.find(query, {"tracking_code": 1}).limit(limit)]
         waiting = await self.runtime.outbox.tracking_codes_from(self._sender(phone), limit)

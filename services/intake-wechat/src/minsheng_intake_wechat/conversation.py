@@ -133,7 +133,7 @@ class WechatIntake:
             log.warning("wechat_lookup_unavailable", error=type(exc).__name__)
             return Reply(replies.lookup_unavailable(), "query_unavailable")
         # The WeChat user is the second factor: only their own suggestions, and "not found" either way.
-        if tracked is None or tracked.wechat_openid != msg.from_user:
+        if tracked is None or not self._runtime.is_submitter(tracked, msg.from_user):
             return Reply(replies.not_found(code), "query_not_found")
         return Reply(replies.status(tracked, self.campaign), "query", tracked.suggestion_id)
 
