@@ -55,7 +55,19 @@ def request_for(method: str, path: str, suggestion_id: str) -> tuple[str, str, d
     """The request that would touch the other unit (xidi) or its suggestion."""
     url = path.replace("{suggestion_id}", suggestion_id).replace("{unit}", "xidi")
     body = {"PATCH": {"category": "education_sports"}, "PUT": CONTACTS}.get(method)
+    body = decision_bodies(suggestion_id).get((method, path), body)
     return method, url, {"json": body} if body else {}
+
+
+def decision_bodies(suggestion_id: str) -> dict[tuple[str, str], dict]:
+    """Valid bodies of the project and decision requests, each about the other unit's suggestion."""
+    return {
+        ("PUT", "/api/v1/suggestions/{suggestion_id}/decision"): {"outcome": "referred", "referred_to": "区交通局"},
+        ("POST", "/api/v1/projects"): {"title": "x", "suggestion_ids": [suggestion_id]},
+        ("POST", "/api/v1/projects/{project_id}/transitions"): {"to": "unit_reviewed"},
+        ("POST", "/api/v1/decisions/bulk"): {"suggestion_ids": [suggestion_id], "outcome": "not_adopted", "reason": "other"},
+        ("POST", "/api/v1/decisions/release"): {"suggestion_ids": [suggestion_id]},
+    }
 
 
 async def test_every_staff_endpoint_keeps_to_roles_and_units(system):

@@ -1,15 +1,18 @@
-"""Campaign configuration: name, collection window, time zone and taxonomy, loaded from a YAML file."""
+"""Campaign configuration: name, collection window, time zone, taxonomy, project approval steps and the explanations
+drafted for decisions, loaded from a YAML file."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from minsheng_core.events import Outcome, Reason
 from minsheng_core.paths import REPO_ROOT
 
 DEFAULT_CAMPAIGN_FILE = REPO_ROOT / "config" / "campaigns" / "2020.yaml"
@@ -46,6 +49,139 @@ Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "satur
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)
 
 
+# What a submitter reads: the outcome and the reason of a decision in plain Chinese.
+OUTCOME_NAMES: dict[Outcome, str] = {
+    Outcome.ADOPTED: "采纳",
+    Outcome.MERGED: "合并办理",
+    Outcome.REFERRED: "转交相关部门办理",
+    Outcome.NOT_ADOPTED: "未采纳",
+}
+REASON_NAMES: dict[Reason, str] = {
+    Reason.DUPLICATE: "重复建议",
+    Reason.OUTSIDE_REMIT: "不属于政府职责范围",
+    Reason.ALREADY_PLANNED: "已列入计划或已实施",
+    Reason.BEYOND_MEANS: "超出本年度财力",
+    Reason.NOT_FEASIBLE: "暂不具备实施条件",
+    Reason.AGAINST_POLICY: "不符合法律法规或政策",
+    Reason.OTHER: "其他",
+}
+
+# Placeholders an explanation template (or a staff member's explanation) may use; anything else stays as written.
+TEMPLATE_FIELDS: dict[str, str] = {
+    "tracking_code": "the suggestion's tracking code",
+    "unit_name": "the responsible unit",
+    "category_name": "the suggestion's category",
+    "campaign_name": "the campaign",
+    "project_title": "the project it was adopted into or merged with",
+    "referred_to": "the department it was referred to",
+}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+EXPLANATION_MAX = 1000
+
+
+def render_explanation(text: str, values: dict[str, str]) -> str:
+    """Fill the known placeholders of an explanation; never str.format, so staff text cannot reach attributes."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return values.get(name) or "" if name in TEMPLATE_FIELDS else match.group(0)
+
+    return _PLACEHOLDER.sub(fill, text)
+
+
+def _checked_template(text: str, where: str) -> str:
+    if not text.strip():
+        raise ValueError(f"{where}: the template is empty")
+    if len(text) > EXPLANATION_MAX:
+        raise ValueError(f"{where}: the template is longer than {EXPLANATION_MAX} characters")
+    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(TEMPLATE_FIELDS))
+    if unknown:
+        raise ValueError(f"{where}: unknown placeholder(s) {unknown}; known: {sorted(TEMPLATE_FIELDS)}")
+    return text.strip()
+
+
+class DecisionTemplates(BaseModel):
+    """The explanation drafted for a decision: one per outcome, and one per reason for suggestions not adopted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    adopted: str
+    merged: str
+    referred: str
+    not_adopted: dict[Reason, str]
+
+    @field_validator("adopted", "merged", "referred")
+    @classmethod
+    def _outcome_template(cls, value: str, info: ValidationInfo) -> str:
+        return _checked_template(value, str(info.field_name))
+
+    @field_validator("not_adopted")
+    @classmethod
+    def _reason_templates(cls, value: dict[Reason, str]) -> dict[Reason, str]:
+        missing = [r.value for r in Reason if r not in value]
+        if missing:
+            raise ValueError(f"no template for reason(s) {missing}")
+        return {reason: _checked_template(text, reason.value) for reason, text in value.items()}
+
+    def template_for(self, outcome: Outcome, reason: Reason | None) -> str | None:
+        """The template of an outcome (and reason), or None for a suggestion not adopted without a reason yet."""
+        if outcome is Outcome.NOT_ADOPTED:
+            return self.not_adopted.get(reason) if reason is not None else None
+        return {Outcome.ADOPTED: self.adopted, Outcome.MERGED: self.merged, Outcome.REFERRED: self.referred}[outcome]
+
+
+StaffRole = Literal["admin", "unit_staff"]
+
+
+class ProjectStep(BaseModel):
+    """One approval step of a project; ``entered_by``: the roles that may move a project into it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    entered_by: tuple[StaffRole, ...] = ("admin",)
+
+
+class ProjectSteps(BaseModel):
+    """A project's approval path: forward one step at a time from the first (where it is created), or to rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    steps: tuple[ProjectStep, ...] = Field(
+        default=(
+            ProjectStep(code="proposed", name="拟定"),
+            ProjectStep(code="unit_reviewed", name="单位审核", entered_by=("unit_staff", "admin")),
+            ProjectStep(code="office_reviewed", name="民心办审核"),
+            ProjectStep(code="approved", name="区政府审定"),
+        ),
+        min_length=2,
+    )
+    rejected: ProjectStep = ProjectStep(code="rejected", name="不予立项")
+
+    @model_validator(mode="after")
+    def _unique(self) -> ProjectSteps:
+        codes = [s.code for s in self.steps] + [self.rejected.code]
+        if len(set(codes)) != len(codes):
+            raise ValueError("project step codes must be unique (rejected included)")
+        return self
+
+    @property
+    def first(self) -> ProjectStep:
+        return self.steps[0]
+
+    def codes(self) -> list[str]:
+        return [s.code for s in self.steps] + [self.rejected.code]
+
+    def step(self, code: str) -> ProjectStep | None:
+        return next((s for s in (*self.steps, self.rejected) if s.code == code), None)
+
+    def next_after(self, code: str) -> ProjectStep | None:
+        """The step after this one, or None at the end (approved) or when rejected."""
+        codes = [s.code for s in self.steps]
+        return self.steps[codes.index(code) + 1] if code in codes[:-1] else None
+
+    def is_final(self, code: str) -> bool:
+        return code in (self.steps[-1].code, self.rejected.code)
+
+
 class Campaign(BaseModel):
     """A yearly collection campaign; a new campaign is a new file, not new code."""
 
@@ -59,6 +195,10 @@ class Campaign(BaseModel):
     coverage_targets: CoverageTargets = Field(default_factory=CoverageTargets)
     deadlines: Deadlines
     weekly_report_day: Weekday = "friday"
+    project_steps: ProjectSteps = Field(default_factory=ProjectSteps)
+    decision_templates: DecisionTemplates | None = Field(
+        default=None, description="without templates, staff write every explanation themselves"
+    )
 
     @field_validator("timezone")
     @classmethod

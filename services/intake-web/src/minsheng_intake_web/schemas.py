@@ -39,6 +39,18 @@ class SuggestionAcceptedRead(BaseModel):
     message: str
 
 
+class DecisionStatusRead(BaseModel):
+    """The decision on a suggestion and its explanation, as released by the district office."""
+
+    outcome: str = Field(description="adopted, merged, referred or not_adopted")
+    outcome_name: str = Field(description="the outcome in Chinese")
+    reason: str | None = None
+    reason_name: str | None = None
+    explanation: str
+    project_title: str | None = Field(default=None, description="the project it was adopted into or merged with")
+    released_at: datetime
+
+
 class SuggestionStatusRead(BaseModel):
     tracking_code: str
     status: str
@@ -48,3 +60,4 @@ class SuggestionStatusRead(BaseModel):
     title: str | None = None
     text: str
     submitted_at: datetime
+    decision: DecisionStatusRead | None = None

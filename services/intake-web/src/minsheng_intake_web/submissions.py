@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from minsheng_core.campaign import Campaign
 from minsheng_core.events import Channel, PersonalData
 from minsheng_core.ids import access_code_for, access_code_matches
 from minsheng_core.intake import IntakeRuntime
-from minsheng_intake_web.schemas import SuggestionCreate, SuggestionStatusRead
+from minsheng_intake_web.schemas import DecisionStatusRead, SuggestionCreate, SuggestionStatusRead
 
 
 class CollectionClosed(Exception):
@@ -76,4 +76,5 @@ class WebIntake:
             title=tracked.title,
             text=tracked.text,
             submitted_at=tracked.submitted_at,
+            decision=DecisionStatusRead(**asdict(tracked.decision)) if tracked.decision else None,
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path as PathlibPath
 from typing import Annotated, Any
 
@@ -15,24 +14,31 @@ from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from minsheng_core.audit import AuditLog
-from minsheng_core.bus import Consumer, Publisher
+from minsheng_core.bus import Consumer, InvalidMessage, Publisher
 from minsheng_core.events import (
     AnyEvent,
     Channel,
     HouseholdVisited,
+    NotificationSent,
     SuggestionAttachmentAdded,
+    SuggestionClassified,
     SuggestionCorrected,
+    SuggestionDecided,
     SuggestionReceived,
     SymposiumHeld,
 )
-from minsheng_core.http import install_common
+from minsheng_core.http import IsoDateTime, error_responses, install_common
 from minsheng_core.lifecycle import background, open_infrastructure
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory
 from minsheng_core.units import load_units
-from minsheng_store import console, contacts, reports, summary_api, supervision
+from minsheng_store import console, contacts, contract, personal_api, reports, summary_api, supervision
 from minsheng_store.access import DistrictReader, Editor, Reader, unit_scope
 from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
+from minsheng_store.decisions import ensure_indexes as ensure_decision_indexes
+from minsheng_store.decisions_api import router as decisions_router
+from minsheng_store.projects import ensure_indexes as ensure_project_indexes
+from minsheng_store.projects_api import router as projects_router
 from minsheng_store.repository import CLASSIFIED, RECEIVED, SuggestionFilter, SuggestionRepository
 from minsheng_store.schemas import CorrectionCreate, CountRow, CountsRead, SignIn, SuggestionPage, SuggestionRead, TokenRead
 from minsheng_store.settings import StoreSettings
@@ -59,10 +65,12 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             mongo, connection = await open_infrastructure(stack, settings, "store")
-            repo = SuggestionRepository(mongo[settings.mongo_database], campaign.zone)
+            repo = SuggestionRepository(mongo[settings.mongo_database], campaign.zone, settings.vault)
             await repo.ensure_indexes()
             visits = Visits(mongo[settings.mongo_database])
             await visits.ensure_indexes()
+            await ensure_project_indexes(mongo[settings.mongo_database])
+            await ensure_decision_indexes(mongo[settings.mongo_database])
 
             async def handle(event: AnyEvent) -> None:
                 if isinstance(event, SuggestionReceived):
@@ -75,8 +83,14 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
                     await visits.apply(event)
                 elif isinstance(event, SymposiumHeld):
                     await apply_symposium(mongo[settings.mongo_database], event)
-                else:
+                elif isinstance(event, SuggestionClassified):
                     await repo.apply_classified(event)
+                elif isinstance(event, SuggestionDecided):
+                    await repo.apply_decided(event)
+                elif isinstance(event, NotificationSent):
+                    await repo.apply_notified(event)
+                else:  # bound by mistake: park it rather than store it as something it is not
+                    raise InvalidMessage(f"the store does not take {event.event_type} events")
                 log.info("event_stored", event_type=event.event_type)
 
             consumer = Consumer(connection, settings.queue, handle, prefetch=settings.prefetch)
@@ -99,14 +113,18 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     app.state.units, app.state.campaign, app.state.settings = units, campaign, settings
     install_common(app)
     app.include_router(contacts.router)
+    app.include_router(personal_api.router)
     app.include_router(console.router)
     app.include_router(summary_api.router)
     app.include_router(reports.router)
     app.include_router(supervision.router)
+    app.include_router(projects_router)
+    app.include_router(decisions_router)
+    app.include_router(contract.router)  # the event contract, public: AsyncAPI and JSON Schemas
     console.PAGES.install(app)
     app.mount("/static", StaticFiles(directory=PathlibPath(__file__).parent / "static"), name="static")
 
-    @app.post("/api/v1/auth/token", response_model=TokenRead, tags=["staff"])
+    @app.post("/api/v1/auth/token", response_model=TokenRead, tags=["staff"], responses=error_responses(401))
     async def sign_in(credentials: SignIn, request: Request) -> TokenRead:
         """A session token for the staff API (``Authorization: Bearer …``), valid for 12 hours."""
         member = await request.app.state.staff.authenticate(credentials.username, credentials.password)
@@ -126,8 +144,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         unit: Annotated[str | None, Query(max_length=50)] = None,
         status: Annotated[str | None, Query(pattern=f"^({RECEIVED}|{CLASSIFIED})$")] = None,
         needs_review: bool | None = None,
-        received_from: datetime | None = None,
-        received_to: datetime | None = None,
+        received_from: IsoDateTime | None = None,
+        received_to: IsoDateTime | None = None,
         q: Annotated[str | None, Query(max_length=100, description="text contains")] = None,
         awaiting: Annotated[str | None, Query(pattern="^(transcription|text)$", description="still to complete")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -145,7 +163,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         total, docs = await repo.list(filters, limit, offset)
         return SuggestionPage(total=total, limit=limit, offset=offset, items=[SuggestionRead.from_document(d) for d in docs])
 
-    @app.get("/api/v1/suggestions/{suggestion_id}", response_model=SuggestionRead, tags=["staff"])
+    @app.get("/api/v1/suggestions/{suggestion_id}", response_model=SuggestionRead, tags=["staff"], responses=error_responses(404))
     async def get_suggestion(
         suggestion_id: Annotated[str, Path(max_length=64)], request: Request, member: Reader
     ) -> SuggestionRead:
@@ -165,7 +183,12 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         rows = [CountRow(category=c, channel=ch, count=n) for (c, ch), n in sorted(totals.items())]
         return CountsRead(rows=rows, total=sum(r.count for r in rows))
 
-    @app.patch("/api/v1/suggestions/{suggestion_id}/classification", response_model=SuggestionRead, tags=["staff"])
+    @app.patch(
+        "/api/v1/suggestions/{suggestion_id}/classification",
+        response_model=SuggestionRead,
+        tags=["staff"],
+        responses=error_responses(404, 503),
+    )
     async def correct_classification(
         suggestion_id: Annotated[str, Path(max_length=64)],
         correction: CorrectionCreate,
@@ -190,7 +213,12 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             return await request.app.state.audit.recent(limit, actor=member.username)
         return await request.app.state.audit.recent(limit)
 
-    @app.get("/api/v1/exports/corrections.jsonl", response_class=PlainTextResponse, tags=["staff"])
+    @app.get(
+        "/api/v1/exports/corrections.jsonl",
+        response_class=PlainTextResponse,
+        tags=["staff"],
+        responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+    )
     async def export_corrections(repo: Repo, member: DistrictReader) -> PlainTextResponse:
         """Staff-corrected texts as JSON lines {text, label}: training data for the next model."""
         lines = [json.dumps(example, ensure_ascii=False) for example in await repo.corrected_examples()]

@@ -11,8 +11,10 @@ import structlog
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
+from minsheng_core.http import IsoDate, error_responses
 from minsheng_core.staff import Role, StaffMember
 from minsheng_store.access import Reader
+from minsheng_store.outcomes import assemble_outcomes
 from minsheng_store.weekly import (
     DISTRICT,
     WeeklyReport,
@@ -20,20 +22,21 @@ from minsheng_store.weekly import (
     build_report,
     default_report_date,
     due_report_dates,
+    outcome_inputs,
     report_inputs,
     report_xlsx,
 )
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/api/v1/reports/weekly", tags=["staff"])
+router = APIRouter(prefix="/api/v1/reports/weekly", tags=["staff"], responses=error_responses(404))
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # A report day's report is produced once the working day is over, so that it holds the day's suggestions too.
 REPORTS_READY_AT = time(17, 0)
 UnitQuery = Annotated[
     str | None, Query(max_length=50, pattern=r"^[a-z][a-z0-9_]*$", description=f"unit code; none or '{DISTRICT}': the district")
 ]
-DateQuery = Annotated[date | None, Query(alias="date", description="report date (default: the latest report day)")]
+DateQuery = Annotated[IsoDate | None, Query(alias="date", description="report date (default: the latest report day)")]
 
 
 class ArchivedReport(BaseModel):
@@ -123,9 +126,12 @@ async def produce_due_reports(app_state: Any, today: date) -> int:
         if not missing:
             continue
         week, total, visited = await report_inputs(app_state.repo.tallies, db, None, day)  # once for every unit
+        decided, told = await outcome_inputs(db, None, day, campaign.zone)
         generated_at = datetime.now(UTC)
         for code in missing:
-            report = assemble_report(campaign, units, None if code == DISTRICT else code, day, week, total, visited, generated_at)
+            unit = None if code == DISTRICT else code
+            outcomes = assemble_outcomes(campaign, units, unit, decided, told, generated_at)
+            report = assemble_report(campaign, units, unit, day, week, total, visited, generated_at, outcomes)
             document = {
                 "unit": code,
                 "report_date": day.isoformat(),

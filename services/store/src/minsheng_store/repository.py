@@ -12,19 +12,28 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from minsheng_core import erasures
 from minsheng_core.events import (
     Attachment,
+    NotificationSent,
     SuggestionAttachmentAdded,
     SuggestionClassified,
     SuggestionCorrected,
+    SuggestionDecided,
     SuggestionReceived,
     full_text,
 )
+from minsheng_core.personal import LOOKUP_FIELDS, PersonalDataVault, redact_phone_numbers, sealed_fields
 from minsheng_store.locks import StripedLocks
 from minsheng_store.tallies import Tallies
 
 # Status of a suggestion document. "pending": only its classification has arrived so far.
 PENDING, RECEIVED, CLASSIFIED = "pending", "received", "classified"
+# What the store keeps of a released decision (in ``decision``, the current one, and in ``decisions``, every one).
+_DECISION_FIELDS = {
+    "decision_id", "outcome", "reason", "explanation", "project_id", "merged_into", "referred_to",
+    "decided_by", "released_by", "released_at",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,13 +74,25 @@ class SuggestionFilter:
         return {"$and": clauses}
 
 
+@dataclass(frozen=True)
+class PersonalDataErased:
+    """What an erasure did: when, whether contact data was there to remove, how many numbers left the text."""
+
+    suggestion_id: str
+    erased_at: datetime
+    removed_contact: bool
+    redacted_numbers: int
+
+
 class SuggestionRepository:
     """The suggestions and personal_data collections; personal data never shares a document with the text."""
 
-    def __init__(self, db: AsyncDatabase, zone: ZoneInfo | None = None) -> None:
+    def __init__(self, db: AsyncDatabase, zone: ZoneInfo | None = None, vault: PersonalDataVault | None = None) -> None:
+        self._db = db
         self._suggestions = db.suggestions
         self._personal = db.personal_data
-        self._lock = StripedLocks()
+        self._vault = vault  # seals contact data; without one, a suggestion that carries contact data is refused
+        self._lock = StripedLocks(leases=db.store_locks, scope="suggestion")  # one writer per suggestion, all replicas
         self.tallies = Tallies(db, zone or ZoneInfo("Asia/Shanghai"))
 
     async def ensure_indexes(self) -> None:
@@ -82,7 +103,11 @@ class SuggestionRepository:
         await self._suggestions.create_index([("category", ASCENDING), ("channel", ASCENDING)])
         await self._suggestions.create_index([("unit", ASCENDING), ("submitted_at", DESCENDING)])
         await self._suggestions.create_index([("cluster_id", ASCENDING)])
+        await self._suggestions.create_index([("decision.project_id", ASCENDING)], sparse=True)
         await self._suggestions.create_index([("status", ASCENDING)])
+        for hashed in LOOKUP_FIELDS.values():
+            await self._personal.create_index([(hashed, ASCENDING)])
+        await erasures.ensure_indexes(self._db)
         await self.tallies.ensure_indexes()
 
     async def apply_received(self, event: SuggestionReceived) -> None:
@@ -106,6 +131,12 @@ class SuggestionRepository:
     async def _apply_received(self, event: SuggestionReceived) -> None:
         body = event.body
         now = datetime.now(UTC)
+        # Erased on request (tombstone): a redelivery brings back neither the contact nor a number typed in the text.
+        erased = await erasures.is_erased(self._db, event.suggestion_id)
+        title, text = body.title, body.text
+        if erased:
+            title = redact_phone_numbers(title)[0] if title else title
+            text = redact_phone_numbers(text)[0]
         await self._suggestions.update_one(
             {"_id": event.suggestion_id},
             {
@@ -114,8 +145,8 @@ class SuggestionRepository:
                     "channel": body.channel.value,
                     "channel_ref": body.channel_ref,
                     "campaign": body.campaign,
-                    "title": body.title,
-                    "text": body.text,
+                    "title": title,
+                    "text": text,
                     "location": body.location.model_dump(),
                     "submitter_group": body.submitter_group.value,
                     "channel_unit": body.unit,
@@ -135,10 +166,29 @@ class SuggestionRepository:
         for attachment in body.attachments:
             await self._add_attachment(event.suggestion_id, attachment)
         personal = event.personal.model_dump(exclude_none=True)
-        if personal:
-            await self._personal.update_one({"_id": event.suggestion_id}, {"$set": {**personal, "updated_at": now}}, upsert=True)
+        if personal and not erased:
+            if self._vault is None:
+                raise RuntimeError("contact data arrived but the repository has no vault to seal it")
+            sealed = sealed_fields(self._vault, personal)  # nothing in clear: sealed values and look-up hashes
+            await self._personal.update_one({"_id": event.suggestion_id}, {"$set": {**sealed, "updated_at": now}}, upsert=True)
         await self._suggestions.update_one({"_id": event.suggestion_id, "status": PENDING}, {"$set": {"status": RECEIVED}})
         await self._promote(event.suggestion_id)
+
+    async def erase_personal_data(self, suggestion_id: str, erased_by: str) -> PersonalDataErased:
+        """Erase a suggestion's contact data and the phone numbers typed into it; the suggestion itself stays.
+        The tombstone is written first, under the suggestion's lock, so that no redelivery brings anything back."""
+        async with self._lock(suggestion_id):
+            erased_at = await erasures.record_erasure(self._db, suggestion_id, erased_by)
+            removed = (await self._personal.delete_one({"_id": suggestion_id})).deleted_count == 1
+            doc = await self._suggestions.find_one({"_id": suggestion_id}, {"title": 1, "text": 1}) or {}
+            title, in_title = redact_phone_numbers(doc["title"]) if doc.get("title") else (doc.get("title"), 0)
+            text, in_text = redact_phone_numbers(doc.get("text") or "")
+            update: dict[str, Any] = {"$set": {"personal_data_erased_at": erased_at}}
+            if in_title + in_text:
+                update["$set"] |= {"title": title, "text": text}
+                update["$inc"] = {"redacted_phone_numbers": in_title + in_text}  # the note that the text was redacted
+            await self._suggestions.update_one({"_id": suggestion_id}, update)
+        return PersonalDataErased(suggestion_id, erased_at, removed, in_title + in_text)
 
     async def apply_attachment_added(self, event: SuggestionAttachmentAdded) -> None:
         """Attach a picture or recording; works before the suggestion itself arrives, and twice is once."""
@@ -157,6 +207,59 @@ class SuggestionRepository:
             {"_id": suggestion_id, "attachments.channel_ref": {"$ne": attachment.channel_ref}},
             {"$push": {"attachments": attachment.model_dump(exclude_none=True)}},
         )
+
+    async def apply_decided(self, event: SuggestionDecided) -> None:
+        """Record a released decision: kept in the suggestion's history once per decision_id, and the current one
+        unless a later release is already there (redelivered or out of order, the result is the same)."""
+        decision = event.body
+        record = decision.model_dump(mode="python", include=_DECISION_FIELDS)
+        record["outcome"] = decision.outcome.value
+        record["reason"] = decision.reason.value if decision.reason else None
+        sid, released_at = event.suggestion_id, decision.released_at
+        async with self._lock(sid):
+            now = datetime.now(UTC)
+            await self._suggestions.update_one(
+                {"_id": sid}, {"$set": {"updated_at": now}, "$setOnInsert": {"status": PENDING, "created_at": now}}, upsert=True
+            )
+            # Keyed by a list of plain ids: FerretDB 1.x gets {"decisions.decision_id": {"$ne": …}} wrong past two items.
+            await self._suggestions.update_one(
+                {"_id": sid, "decision_ids": {"$ne": decision.decision_id}},
+                {"$push": {"decisions": record, "decision_ids": decision.decision_id}},
+            )
+            # The later release wins; on the same instant the larger decision_id, so that every replica agrees.
+            await self._suggestions.update_one(
+                {
+                    "_id": sid,
+                    "$or": [
+                        {"decision": {"$exists": False}},
+                        {"decision.released_at": {"$lt": released_at}},
+                        {"decision.released_at": released_at, "decision.decision_id": {"$lte": decision.decision_id}},
+                    ],
+                },
+                {"$set": {"decision": record}},
+            )
+
+    async def apply_notified(self, event: NotificationSent) -> None:
+        """Record that the submitter was told of a decision on a channel; once per (decision, channel)."""
+        notification = event.body
+        key = f"{notification.decision_id}|{notification.channel.value}"
+        record = {
+            "decision_id": notification.decision_id,
+            "channel": notification.channel.value,
+            "attempts": notification.attempts,
+            "sent_at": notification.sent_at,
+        }
+        async with self._lock(event.suggestion_id):
+            now = datetime.now(UTC)
+            await self._suggestions.update_one(
+                {"_id": event.suggestion_id},
+                {"$set": {"updated_at": now}, "$setOnInsert": {"status": PENDING, "created_at": now}},
+                upsert=True,
+            )
+            await self._suggestions.update_one(
+                {"_id": event.suggestion_id, "notification_keys": {"$ne": key}},
+                {"$push": {"notifications": record, "notification_keys": key}},
+            )
 
     async def _apply_classified(self, event: SuggestionClassified) -> None:
         verdict = event.body

@@ -12,7 +12,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from minsheng_core.campaign import Campaign
 from minsheng_core.events import Channel
 from minsheng_core.units import PlaceKind, Unit, UnitRegistry
+from minsheng_store.outcomes import OutcomesReport, assemble_outcomes, notification_rows, outcome_rows
 from minsheng_store.tallies import UNASSIGNED, UNCLASSIFIED
 
 REPORT_WEEK_DAYS = 7
@@ -111,6 +112,9 @@ class WeeklyReport(BaseModel):
     places_behind: int
     units: list[UnitLine] = Field(default_factory=list, description="district report only")
     units_behind: list[UnitBehind] = Field(default_factory=list, description="district report only")
+    outcomes: OutcomesReport | None = Field(
+        default=None, description="decisions released up to the report date (the last of each suggestion), notifications sent"
+    )
 
     @property
     def is_district(self) -> bool:
@@ -213,6 +217,7 @@ def assemble_report(
     total_rows: Iterable[dict[str, Any]],
     visited: dict[tuple[str, str], int],
     generated_at: datetime | None = None,
+    outcomes: OutcomesReport | None = None,
 ) -> WeeklyReport:
     """The report from tally rows ({unit, category, channel, count}) of the week and up to the report date, and the
     visited households by (unit, place). Rows of other units than the one reported are ignored."""
@@ -306,6 +311,7 @@ def assemble_report(
         places_behind=sum(1 for p in coverage if p.behind),
         units=unit_lines,
         units_behind=behind,
+        outcomes=outcomes,
     )
 
 
@@ -328,6 +334,12 @@ async def report_inputs(tallies: Any, db: Any, unit: str | None, report_date: da
     return week, total, await visited_households(db, unit)
 
 
+async def outcome_inputs(db: Any, unit: str | None, report_date: date, zone: ZoneInfo) -> tuple[list, list]:
+    """(decisions, notifications) rows up to the end of the report date, for one unit or all of them."""
+    until = datetime.combine(report_week(report_date)[1], time.min, zone)
+    return await outcome_rows(db, unit, until), await notification_rows(db, unit, until)
+
+
 async def build_report(
     tallies: Any,
     db: Any,
@@ -339,7 +351,9 @@ async def build_report(
 ) -> WeeklyReport:
     """The weekly report of one unit (None: the district) for the week ending on report_date."""
     week, total, visited = await report_inputs(tallies, db, unit, report_date)
-    return assemble_report(campaign, units, unit, report_date, week, total, visited, generated_at)
+    decided, told = await outcome_inputs(db, unit, report_date, campaign.zone)
+    outcomes = assemble_outcomes(campaign, units, unit, decided, told, generated_at)
+    return assemble_report(campaign, units, unit, report_date, week, total, visited, generated_at, outcomes)
 
 
 # ---------------------------------------------------------------------------------------------------------- workbook
@@ -536,8 +550,29 @@ def _behind_sheet(ws: Worksheet, report: WeeklyReport) -> None:
     _fit_columns(ws, 4)
 
 
+def _outcomes_sheet(ws: Worksheet, report: WeeklyReport, outcomes: OutcomesReport) -> None:
+    reasons = list(outcomes.reason_names)
+    heads = ["单位" if report.is_district else "类别", "采纳", "合并办理", "转交办理", "未采纳"]
+    heads += [f"未采纳：{outcomes.reason_names[r]}" for r in reasons] + ["合计"]
+    told = "　".join(f"{n.name}{n.count}条" for n in outcomes.notifications)
+    subtitle = f"已答复{outcomes.overall.total}条　已告知建议人：{told}"
+    row = _title(ws, f"{report.unit_name}办理结果（截至{report.report_date:%Y年%m月%d日}）", subtitle, len(heads))
+    for column, head in enumerate(heads, start=1):
+        _put(ws, row, column, head, head=True)
+    lines = outcomes.units if report.is_district else outcomes.categories
+    for line, total in [*((line, False) for line in lines), (outcomes.overall, True)]:
+        row += 1
+        name = "合计" if total else getattr(line, "name", "")
+        values = [name, line.adopted, line.merged, line.referred, line.not_adopted]
+        values += [line.not_adopted_by_reason.get(r, 0) for r in reasons] + [line.total]
+        for column, value in enumerate(values, start=1):
+            _put(ws, row, column, value, head=total)
+    ws.freeze_panes = "B5"
+    _fit_columns(ws, 4)
+
+
 def report_xlsx(report: WeeklyReport) -> bytes:
-    """The report as a workbook: 汇总, 入户覆盖率, and for the district 各单位进度 and 落后单位."""
+    """The report as a workbook: 汇总, 入户覆盖率, for the district 各单位进度 and 落后单位, and 办理结果 once decided."""
     workbook = Workbook()
     summary = workbook.active
     summary.title = "汇总"
@@ -549,6 +584,8 @@ def report_xlsx(report: WeeklyReport) -> bytes:
     if report.is_district:
         _units_sheet(workbook.create_sheet("各单位进度"), report)
         _behind_sheet(workbook.create_sheet("落后单位"), report)
+    if report.outcomes is not None and report.outcomes.overall.total:  # once decisions are released
+        _outcomes_sheet(workbook.create_sheet("办理结果"), report, report.outcomes)
     workbook.properties.title = safe_cell(report_title(report))
     buffer = io.BytesIO()
     workbook.save(buffer)
