@@ -1,18 +1,23 @@
-"""What every HTTP service shares: health probes, request ids, body limits and clear validation errors."""
+"""What every HTTP service shares: health probes, metrics, request ids, body limits and clear validation errors."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from minsheng_core import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -78,15 +83,22 @@ async def connections_ready(app: FastAPI) -> bool:
     return True
 
 
-def install_common(app: FastAPI, max_body_bytes: int = 64 * 1024) -> None:
-    """Add /healthz, /readyz, request logging with ids, the body-size limit and Chinese validation errors."""
+def service_name(app: FastAPI) -> str:
+    """The service an app is, from its title ("Minsheng intake-web" → intake-web)."""
+    words = app.title.split()
+    return words[1] if len(words) > 1 and words[0] == "Minsheng" else app.title
+
+
+def install_common(app: FastAPI, max_body_bytes: int = 64 * 1024, service: str | None = None) -> None:
+    """Add /healthz, /readyz, /metrics, request logging and metrics with ids, the body-size limit and Chinese
+    validation errors."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses={503: {"description": "not ready: the broker or the database is not connected"}})
     async def readyz() -> JSONResponse:
         ready = False
         try:
@@ -95,11 +107,96 @@ def install_common(app: FastAPI, max_body_bytes: int = 64 * 1024) -> None:
             log.warning("readiness_check_failed", error=type(exc).__name__)
         return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
 
+    @router.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _unparsable_body)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, service=service or service_name(app))
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document_common_errors(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+class FieldErrorRead(BaseModel):
+    field: str
+    message: str
+
+
+class ApiErrorRead(BaseModel):
+    """An error answer: ``error`` (with ``fields`` for invalid input) from our handlers, ``detail`` from HTTPException."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str | None = None
+    fields: list[FieldErrorRead] | None = None
+    detail: str | dict[str, Any] | None = None  # a dict when it names what is at fault
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "the body cannot be parsed",
+    401: "no valid credentials",
+    403: "not allowed",
+    404: "not found, or not in the caller's scope",
+    409: "conflicts with the current state",
+    413: "the body is over the size limit",
+    415: "unsupported media type",
+    422: "invalid input: ``fields`` says which and why",
+    429: "too many requests: try again later",
+    503: "a dependency is unavailable: try again later",
+}
+
+
+def _iso_8601(value: Any) -> Any:
+    # pydantic reads a number ("0", "20191108") as a Unix time: in a query string that is a typing mistake, not a date.
+    if isinstance(value, str) and not re.match(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("use ISO 8601: YYYY-MM-DD, or YYYY-MM-DDTHH:MM:SS+08:00 for a time")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_8601)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601)]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: the error statuses it answers, each with an ApiErrorRead body."""
+    return {code: {"model": ApiErrorRead, "description": _ERROR_DESCRIPTIONS.get(code, "error")} for code in codes}
+
+
+def _document_common_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Publish the errors every service answers the way it answers them: 422 as ApiErrorRead (not FastAPI's default
+    shape), 401 and 403 wherever a staff token is needed, 400 and 413 wherever a body is read."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    error_schema = ApiErrorRead.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in error_schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault("ApiErrorRead", error_schema)
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiErrorRead"}}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            default_422 = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if default_422.get("$ref") == "#/components/schemas/HTTPValidationError":
+                responses["422"] = {"description": _ERROR_DESCRIPTIONS[422], **ref}
+            # A staff token (the security scheme) is checked before anything else: 401 without one, 403 for a role
+            # the operation is not open to.
+            for code in (401, 403) if operation.get("security") else ():
+                responses.setdefault(str(code), {"description": _ERROR_DESCRIPTIONS[code], **ref})
+            if "requestBody" in operation:
+                for code in (400, 413):
+                    responses.setdefault(str(code), {"description": _ERROR_DESCRIPTIONS[code], **ref})
+    if "HTTPValidationError" not in str(schema.get("paths")):
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+    return schema
 
 
 # Every page: scripts and styles from the service itself only (no inline script; inline style attributes draw the
@@ -114,13 +211,16 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
 ]
 _API_DOCS = ("/docs", "/redoc")
+_UNCOUNTED = ("/healthz", "/readyz", "/metrics")
 
 
 class RequestContext:
-    """Bind a request id for the logs and log each request by path only (query strings may hold codes)."""
+    """Bind a request id for the logs, log each request by path only (query strings may hold codes), and count it
+    by route template."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, service: str = "unknown") -> None:
         self.app = app
+        self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,14 +245,18 @@ class RequestContext:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                if scope["path"] not in ("/healthz", "/readyz"):
+                if scope["path"] not in _UNCOUNTED:
+                    elapsed = time.perf_counter() - started
                     log.info(
                         "http_request",
                         method=scope["method"],
                         path=scope["path"],
                         status=status,
-                        ms=round((time.perf_counter() - started) * 1000, 1),
+                        ms=round(elapsed * 1000, 1),
                     )
+                    route = metrics.route_label(scope)
+                    metrics.HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
+                    metrics.HTTP_DURATION.labels(self.service, scope["method"], route).observe(elapsed)
 
 
 class BodySizeLimit:

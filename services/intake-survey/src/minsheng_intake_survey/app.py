@@ -10,7 +10,7 @@ import structlog
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, UploadFile
 
 from minsheng_core.audit import AuditLog
-from minsheng_core.http import install_common
+from minsheng_core.http import error_responses, install_common
 from minsheng_core.intake import open_intake
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory, StaffMember
@@ -67,7 +67,7 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
             raise HTTPException(status_code=422, detail="give the unit this record is for (?unit=…)")
         return unit
 
-    @app.post("/api/v1/survey-sheets", tags=["survey"])
+    @app.post("/api/v1/survey-sheets", tags=["survey"], responses=error_responses(404))
     async def import_survey_sheet(
         request: Request,
         file: UploadFile,
@@ -98,7 +98,7 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
             "rows": report.rows,
         }
 
-    @app.post("/api/v1/symposiums", tags=["survey"])
+    @app.post("/api/v1/symposiums", tags=["survey"], responses=error_responses(404))
     async def record_a_symposium(
         request: Request,
         create: SymposiumCreate,

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from minsheng_core.events import SubmitterGroup
-from minsheng_core.http import field_errors, install_common
+from minsheng_core.http import error_responses, field_errors, install_common
 from minsheng_core.ids import normalise_tracking_code
 from minsheng_core.intake import open_intake
 from minsheng_core.logging import configure_logging
@@ -69,6 +69,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         response_model=SuggestionAcceptedRead,
         tags=["suggestions"],
         dependencies=[Depends(throttle.submission)],
+        responses=error_responses(403, 409, 429),
     )
     async def submit_suggestion(
         create: SuggestionCreate,
@@ -95,6 +96,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         response_model=SuggestionStatusRead,
         tags=["suggestions"],
         dependencies=[Depends(throttle.lookup)],
+        responses=error_responses(404, 429),
     )
     async def suggestion_status(
         tracking_code: str, request: Request, access_code: Annotated[str, Query(min_length=1, max_length=10)]

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from minsheng_core.http import install_common
+from minsheng_core.http import error_responses, install_common
 from minsheng_core.intake import open_intake
 from minsheng_core.logging import configure_logging
 from minsheng_core.units import load_units
@@ -24,6 +24,13 @@ from minsheng_wechat.crypto import SafeModeError, WrongAppId, signature_matches
 from minsheng_wechat.messages import Envelope, Inbound, XmlRejected, parse_envelope, parse_inbound, sealed_reply, text_reply
 
 log = structlog.get_logger(__name__)
+
+_PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_REJECTED = {
+    400: {"description": "malformed XML, XML with a DTD or entities, an unknown encrypt_type", "content": _PLAIN_TEXT},
+    403: {"description": "wrong or missing signature, timestamp out of window, sealed for another appid", "content": _PLAIN_TEXT},
+    404: {"description": "unknown account", "content": _PLAIN_TEXT},
+}
 
 
 class Rejected(Exception):
@@ -80,7 +87,9 @@ def create_app(settings: WechatSettings | None = None) -> FastAPI:
         if age > settings.timestamp_tolerance_seconds:
             raise Rejected(403, "timestamp outside the accepted window")
 
-    @app.get("/wechat/{appid}", response_class=PlainTextResponse, tags=["wechat"])
+    @app.get(
+        "/wechat/{appid}", response_class=PlainTextResponse, tags=["wechat"], responses={k: _REJECTED[k] for k in (403, 404)}
+    )
     async def verify_server(
         appid: str, signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = ""
     ) -> PlainTextResponse:
@@ -92,7 +101,19 @@ def create_app(settings: WechatSettings | None = None) -> FastAPI:
         log.info("wechat_server_verified", appid=appid)
         return PlainTextResponse(echostr[:200])
 
-    @app.post("/wechat/{appid}", tags=["wechat"])
+    @app.post(
+        "/wechat/{appid}",
+        tags=["wechat"],
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "``success``, or a passive reply",
+                "content": {"application/xml": {"schema": {"type": "string"}}},
+            },
+            **_REJECTED,
+            **error_responses(413),
+        },
+    )
     async def receive_message(
         appid: str,
         request: Request,

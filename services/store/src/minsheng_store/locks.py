@@ -1,21 +1,84 @@
-"""Serialising writes to one document within the store process."""
+"""Serialising writes to one document, within the store process and, given a lease collection, across its replicas."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+import uuid
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import structlog
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+log = structlog.get_logger(__name__)
+LEASE_SECONDS = 120.0  # far longer than any write sequence, even queued behind a busy day of tallies
 
 
 class StripedLocks:
-    """One lock per stripe of document ids: writes to one document run one after another in this process.
+    """One lock per stripe of document ids: writes to one document run one after another.
 
     MongoDB applies each update atomically, but FerretDB 1.x reads, modifies and writes a document back without a
-    transaction, so two concurrent updates of one document can lose one of them. Serialising per document here
-    keeps one store replica correct on both; several replicas on FerretDB would still race (production runs MongoDB).
+    transaction, so two concurrent updates of one document can lose one of them; and a sequence of writes (an upsert
+    racing another upsert, a tally moved after reading where it was) needs one writer at a time on either. The
+    in-process lock covers one replica; with ``leases`` (a collection) each key is also claimed there by an insert
+    on the unique ``_id``, so several store replicas serialise too. A lease a crashed replica left expires.
     """
 
-    def __init__(self, stripes: int = 256) -> None:
+    def __init__(self, stripes: int = 256, leases: Any = None, scope: str = "") -> None:
         self._locks = [asyncio.Lock() for _ in range(stripes)]
+        self._leases = leases
+        self._scope = scope
+        self._releasing: set[asyncio.Task[None]] = set()
 
-    def __call__(self, key: str) -> asyncio.Lock:
-        return self._locks[zlib.crc32(key.encode()) % len(self._locks)]
+    def __call__(self, key: str) -> AbstractAsyncContextManager[Any]:
+        local = self._locks[zlib.crc32(key.encode()) % len(self._locks)]
+        return local if self._leases is None else self._held(local, f"{self._scope}:{key}")
+
+    @contextlib.asynccontextmanager
+    async def _held(self, local: asyncio.Lock, key: str) -> AsyncIterator[None]:
+        async with local:
+            token = await self._claim(key)
+            try:
+                yield
+            finally:
+                await self._release(key, token)
+
+    async def _release(self, key: str, token: str) -> None:
+        try:
+            await self._leases.delete_one({"_id": key, "token": token})
+        except PyMongoError:
+            # The database is away: keep trying once it is back, or every writer of this key (every tally of the
+            # day) waits until the lease expires, long after the database returned.
+            task = asyncio.create_task(self._release_when_possible(key, token))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+            raise
+
+    async def _release_when_possible(self, key: str, token: str) -> None:
+        deadline, delay = time.time() + LEASE_SECONDS, 0.2
+        while time.time() < deadline:
+            await asyncio.sleep(delay)
+            try:
+                await self._leases.delete_one({"_id": key, "token": token})
+                return
+            except PyMongoError:
+                delay = min(delay * 2, 2.0)
+
+    async def _claim(self, key: str) -> str:
+        token, delay = uuid.uuid4().hex, 0.002
+        while True:
+            try:
+                await self._leases.insert_one({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS})
+                return token
+            except DuplicateKeyError:
+                held = await self._leases.find_one({"_id": key})
+                if held is not None and held["until"] < time.time():  # its holder died: remove exactly that lease
+                    log.warning("lease_expired", lease=key)
+                    await self._leases.delete_one({"_id": key, "token": held["token"]})
+                    continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)

@@ -4,17 +4,20 @@ One document per day of the campaign (in its time zone) holds the counts of that
 Each suggestion remembers where it is counted (``tallied``); after every change the store moves it: −1 where it
 was, +1 where it now belongs. A report reads at most one document per day of the window, whatever the number of
 suggestions (and FerretDB, which filters only by ``_id`` in SQLite, reads no more than that either).
-``rebuild`` recounts from scratch (after a crash between the two steps, or to check); ``load`` writes known totals.
+A move is written down before it is made and made once (see ``settle``), so a crash halfway does not skew the counts.
+``rebuild`` recounts from scratch (to check, or after losing the day documents); ``load`` writes known totals.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from minsheng_store.locks import StripedLocks
 
@@ -60,32 +63,57 @@ class Tallies:
         self._days = db.daily_tallies
         self._suggestions = db.suggestions
         self._zone = zone
-        self._lock = StripedLocks()
+        self._lock = StripedLocks(leases=db.store_locks, scope="tally-day")
 
     async def ensure_indexes(self) -> None:
         """Nothing to index: documents are found by their day (the _id)."""
         return None
 
     async def settle(self, suggestion_id: str) -> None:
-        """Count the suggestion where it belongs now; call with the suggestion's lock held, after each change."""
+        """Count the suggestion where it belongs now; call with the suggestion's lock held, after each change.
+
+        The move is written on the suggestion (``tally_move``) before any count changes, and a day's counts change in
+        one write together with the move's mark: a move cut short (the store killed, a handler cancelled when the
+        broker went away) is finished by the next settle, never applied twice.
+        """
         doc = await self._suggestions.find_one({"_id": suggestion_id})
         if doc is None:
             return
-        now = key_of(doc, self._zone)
-        was = doc.get("tallied")
-        if (now.as_dict() if now else None) == was:
-            return
-        if was:
-            await self._add(TallyKey(**was), -1)
-        if now:
-            await self._add(now, 1)
-        await self._suggestions.update_one({"_id": suggestion_id}, {"$set": {"tallied": now.as_dict() if now else None}})
+        move = doc.get("tally_move")
+        if move is None:
+            now = key_of(doc, self._zone)
+            move = {"id": uuid.uuid4().hex, "from": doc.get("tallied"), "to": now.as_dict() if now else None}
+            if move["to"] == move["from"]:
+                return
+            await self._suggestions.update_one({"_id": suggestion_id}, {"$set": {"tally_move": move}})
+        days: dict[str, dict[str, int]] = {}
+        for side, delta in (("from", -1), ("to", 1)):
+            if move[side]:
+                key = TallyKey(**move[side])
+                days.setdefault(key.day, {})[key.cell] = delta
+        for day, cells in days.items():
+            await self._add(day, cells, move["id"])
+        done = {"$set": {"tallied": move["to"]}, "$unset": {"tally_move": ""}}
+        await self._suggestions.update_one({"_id": suggestion_id}, done)
+        for day in days:  # the marks are needed only while the move is unfinished
+            async with self._lock(day):
+                await self._days.update_one({"_id": day}, {"$unset": {f"moves.{move['id']}": ""}})
+        if "tally_move" in doc:  # that move was left unfinished earlier: the suggestion may have changed since
+            await self.settle(suggestion_id)
 
-    async def _add(self, key: TallyKey, delta: int) -> None:
+    async def _add(self, day: str, cells: dict[str, int], move_id: str) -> None:
         # Every suggestion of a day shares its document: FerretDB rewrites a document without a transaction, so
         # concurrent $inc on one document lose updates there (MongoDB does not); one day at a time in the process.
-        async with self._lock(key.day):
-            await self._days.update_one({"_id": key.day}, {"$inc": {f"counts.{key.cell}": delta}}, upsert=True)
+        # Once marked, the filter no longer matches and the upsert collides with the day's document: applied once.
+        async with self._lock(day):
+            try:
+                await self._days.update_one(
+                    {"_id": day, f"moves.{move_id}": {"$exists": False}},
+                    {"$inc": {f"counts.{cell}": delta for cell, delta in cells.items()}, "$set": {f"moves.{move_id}": True}},
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                pass
 
     async def _counts(self, since: date | None, until: date | None) -> list[tuple[str, dict[str, int]]]:
         days: dict[str, str] = {}
@@ -134,7 +162,9 @@ class Tallies:
         counted = 0
         async for doc in self._suggestions.find({"status": {"$ne": "pending"}}):
             key = key_of(doc, self._zone)
-            await self._suggestions.update_one({"_id": doc["_id"]}, {"$set": {"tallied": key.as_dict() if key else None}})
+            await self._suggestions.update_one(
+                {"_id": doc["_id"]}, {"$set": {"tallied": key.as_dict() if key else None}, "$unset": {"tally_move": ""}}
+            )
             if key is not None:
                 counts[key] = counts.get(key, 0) + 1
                 counted += 1

@@ -29,7 +29,7 @@ class Visits:
         self._visits = db.visits
         self._households = db.visited_households
         self._coverage = db.coverage
-        self._lock = StripedLocks()
+        self._lock = StripedLocks(leases=db.store_locks, scope="coverage")
 
     async def ensure_indexes(self) -> None:
         await self._visits.create_index([("unit", 1), ("place", 1)])
