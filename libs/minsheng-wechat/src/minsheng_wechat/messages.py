@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class XmlRejected(ValueError):
@@ -30,6 +31,12 @@ class Inbound(BaseModel):
     recognition: str | None = Field(default=None, alias="Recognition", max_length=5000)
     event: str | None = Field(default=None, alias="Event", max_length=64)
     event_key: str | None = Field(default=None, alias="EventKey", max_length=200)
+
+    @field_validator("pic_url")
+    @classmethod
+    def _web_address_only(cls, value: str | None) -> str | None:
+        # Staff pages show it as <img src>: a javascript: or data: address is dropped; the MediaId still names the picture.
+        return value if value is None or re.match(r"https?://", value, re.IGNORECASE) else None
 
 
 class Envelope(BaseModel):

@@ -18,12 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from minsheng_core.http import error_responses
 from minsheng_core.outbox import SubmissionKeyConflict
 from minsheng_core.phones import PHONE_PATTERN, canonical_phone, is_mobile
 from minsheng_intake_hotline.suggestions import CallWords, CollectionClosed, HotlineIntake
 
 log = structlog.get_logger(__name__)
-router = APIRouter(prefix="/twilio/voice", tags=["twilio"])
+router = APIRouter(
+    prefix="/twilio/voice",
+    tags=["twilio"],
+    default_response_class=Response,
+    responses={
+        200: {"description": "TwiML", "content": {"application/xml": {"schema": {"type": "string"}}}},
+        **error_responses(400, 403),  # missing or oversized parameters; not signed by Twilio
+    },
+)
 
 GREETING = "您好，这里是{campaign}热线。请在提示后说出您希望明年办的实事，以及具体的乡镇、村或社区。说完请稍等。"
 RETRY = "抱歉，没有听清楚。请在提示音后再说一遍您的建议，说完请按井号键，或直接挂机。"

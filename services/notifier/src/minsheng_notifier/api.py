@@ -7,6 +7,7 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
+from minsheng_core.http import error_responses
 from minsheng_core.staff import Role, StaffMember
 from minsheng_core.staff_pages import token_member
 from minsheng_notifier.records import NotResendable, State
@@ -48,7 +49,7 @@ async def list_notifications(
     return NotificationPage(total=total, limit=limit, offset=offset, counts=await records.counts(), items=items)
 
 
-@router.get("/{decision_id}", response_model=NotificationRead)
+@router.get("/{decision_id}", response_model=NotificationRead, responses=error_responses(404))
 async def get_notification(decision_id: DecisionId, request: Request, member: Reader) -> NotificationRead:
     """The delivery record of one decision."""
     doc = await request.app.state.records.get(decision_id)
@@ -57,7 +58,7 @@ async def get_notification(decision_id: DecisionId, request: Request, member: Re
     return NotificationRead.from_document(doc)
 
 
-@router.post("/{decision_id}/resend", response_model=NotificationRead)
+@router.post("/{decision_id}/resend", response_model=NotificationRead, responses=error_responses(404, 409))
 async def resend_notification(decision_id: DecisionId, request: Request, member: Admin) -> NotificationRead:
     """Send again a notification whose outcome is unknown or that was given up (audited)."""
     state = request.app.state

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from minsheng_core.http import error_responses
 from minsheng_core.phones import Phone
 from minsheng_core.staff import StaffMember
 from minsheng_store.access import DistrictReader, Editor, Reader, unit_scope
 
-router = APIRouter(prefix="/api/v1/units", tags=["staff"])
+router = APIRouter(prefix="/api/v1/units", tags=["staff"], responses=error_responses(404))
 UnitCode = Annotated[str, Path(max_length=50, pattern=r"^[a-z_]+$")]
 
 

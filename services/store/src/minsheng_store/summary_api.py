@@ -13,6 +13,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from minsheng_core.http import error_responses
 from minsheng_core.staff import USERNAME_PATTERN, StaffMember
 from minsheng_store.access import Administrator, DistrictReader, Editor, Reader, unit_scope
 from minsheng_store.summary_tables import (
@@ -34,7 +35,7 @@ from minsheng_store.summary_tables import (
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/api/v1", tags=["staff"])
+router = APIRouter(prefix="/api/v1", tags=["staff"], responses=error_responses(404, 409))
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 UnitCode = Annotated[str, Path(max_length=50, pattern=r"^[a-z][a-z0-9_]*$")]
 _STATUS: dict[type[SummaryTableError], int] = {TableNotFound: 404, NotAllowed: 403, OutOfOrder: 409, InvalidContent: 422}

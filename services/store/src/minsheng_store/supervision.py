@@ -116,7 +116,7 @@ def supervision_xlsx(report: Supervision, unit_names: dict[str, str], campaign_n
     return buffer.getvalue()
 
 
-@router.get("/xlsx")
+@router.get("/xlsx", response_class=Response, responses={200: {"content": {XLSX: {}}}})
 async def supervision_notice(request: Request, member: DistrictReader) -> Response:
     state = request.app.state
     report = await supervision_of(state)

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from minsheng_core.audit import AuditLog
 from minsheng_core.bus import Consumer
 from minsheng_core.events import AnyEvent
-from minsheng_core.http import install_common
+from minsheng_core.http import error_responses, install_common
 from minsheng_core.lifecycle import background, open_infrastructure
 from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory, StaffMember
@@ -135,7 +135,12 @@ def create_app(
         state = request.app.state
         return [SubscriptionRead.of(s, await state.deliveries.counts(s.id)) for s in await state.subscriptions.all()]
 
-    @app.get("/api/v1/webhooks/subscriptions/{subscription_id}", response_model=SubscriptionRead, tags=["webhooks"])
+    @app.get(
+        "/api/v1/webhooks/subscriptions/{subscription_id}",
+        response_model=SubscriptionRead,
+        tags=["webhooks"],
+        responses=error_responses(404),
+    )
     async def get_subscription(subscription_id: SubscriptionId, request: Request, member: Admin) -> SubscriptionRead:
         subscription = await found(request, subscription_id)
         return SubscriptionRead.of(subscription, await request.app.state.deliveries.counts(subscription.id))
@@ -150,17 +155,32 @@ def create_app(
             request.app.state.dispatcher.wake()
         return SubscriptionRead.of(subscription)
 
-    @app.post("/api/v1/webhooks/subscriptions/{subscription_id}/disable", response_model=SubscriptionRead, tags=["webhooks"])
+    @app.post(
+        "/api/v1/webhooks/subscriptions/{subscription_id}/disable",
+        response_model=SubscriptionRead,
+        tags=["webhooks"],
+        responses=error_responses(404),
+    )
     async def disable_subscription(subscription_id: SubscriptionId, request: Request, member: Admin) -> SubscriptionRead:
         """Stop recording and sending; deliveries already recorded wait, and go out if it is enabled again."""
         return await set_active(request, member, subscription_id, False)
 
-    @app.post("/api/v1/webhooks/subscriptions/{subscription_id}/enable", response_model=SubscriptionRead, tags=["webhooks"])
+    @app.post(
+        "/api/v1/webhooks/subscriptions/{subscription_id}/enable",
+        response_model=SubscriptionRead,
+        tags=["webhooks"],
+        responses=error_responses(404),
+    )
     async def enable_subscription(subscription_id: SubscriptionId, request: Request, member: Admin) -> SubscriptionRead:
         """Record and send again (events published while it was disabled are not delivered)."""
         return await set_active(request, member, subscription_id, True)
 
-    @app.get("/api/v1/webhooks/subscriptions/{subscription_id}/deliveries", response_model=DeliveryPage, tags=["webhooks"])
+    @app.get(
+        "/api/v1/webhooks/subscriptions/{subscription_id}/deliveries",
+        response_model=DeliveryPage,
+        tags=["webhooks"],
+        responses=error_responses(404),
+    )
     async def list_deliveries(
         subscription_id: SubscriptionId,
         request: Request,
@@ -174,13 +194,23 @@ def create_app(
         total, docs = await request.app.state.deliveries.page(subscription_id, state, limit, offset)
         return DeliveryPage(total=total, limit=limit, offset=offset, items=[DeliveryRead.from_document(d) for d in docs])
 
-    @app.post("/api/v1/webhooks/subscriptions/{subscription_id}/replay", response_model=ReplayRead, tags=["webhooks"])
+    @app.post(
+        "/api/v1/webhooks/subscriptions/{subscription_id}/replay",
+        response_model=ReplayRead,
+        tags=["webhooks"],
+        responses=error_responses(404),
+    )
     async def replay_subscription(subscription_id: SubscriptionId, request: Request, member: Admin) -> ReplayRead:
         """Send every failed (given-up) delivery of the subscription again, oldest event first."""
         await found(request, subscription_id)
         return await replay(request, member, subscription_id, None)
 
-    @app.post("/api/v1/webhooks/deliveries/{delivery_id}/replay", response_model=ReplayRead, tags=["webhooks"])
+    @app.post(
+        "/api/v1/webhooks/deliveries/{delivery_id}/replay",
+        response_model=ReplayRead,
+        tags=["webhooks"],
+        responses=error_responses(404),
+    )
     async def replay_delivery(
         delivery_id: Annotated[str, Path(pattern=DELIVERY_ID)], request: Request, member: Admin
     ) -> ReplayRead:
