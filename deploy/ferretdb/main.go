@@ -16,10 +16,17 @@ import (
 func main() {
 	addr := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dir := flag.String("data", "", "directory for the SQLite files (created if missing)")
+	// SQLite's synchronous mode in WAL: "normal" syncs at checkpoints, not on every commit; a commit survives the
+	// process being killed (the fault tests do that), only a power cut may lose the last ones. This store serves
+	// development, tests and benchmarks; production runs MongoDB with its journal. "full" syncs every commit.
+	sync := flag.String("sync", "normal", `SQLite synchronous mode: "normal" or "full"`)
 	flag.Parse()
 
 	if *dir == "" {
 		log.Fatal("-data is required")
+	}
+	if *sync != "normal" && *sync != "full" {
+		log.Fatalf("-sync must be normal or full, got %q", *sync)
 	}
 	if err := os.MkdirAll(*dir, 0o750); err != nil {
 		log.Fatalf("cannot create data directory %s: %v", *dir, err)
@@ -28,7 +35,7 @@ func main() {
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *addr},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + *dir + "/",
+		SQLiteURL: "file:" + *dir + "/?_pragma=synchronous(" + *sync + ")",
 	})
 	if err != nil {
 		log.Fatalf("cannot configure FerretDB: %v", err)
