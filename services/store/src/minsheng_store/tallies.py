@@ -1,9 +1,11 @@
 """Counts kept up to date as suggestions change, so that reports never scan the suggestions.
 
-One document per day of the campaign (in its time zone) holds the counts of that day by "unit|category|channel".
-Each suggestion remembers where it is counted (``tallied``); after every change the store moves it: −1 where it
-was, +1 where it now belongs. A report reads at most one document per day of the window, whatever the number of
-suggestions (and FerretDB, which filters only by ``_id`` in SQLite, reads no more than that either).
+A day of the campaign (in its time zone) has ``SHARDS`` documents, ``<day>|<shard>``, holding counts by
+"unit|category|channel"; a suggestion is always counted in the same shard (a hash of its id), so writers of one day
+are spread over several documents instead of queueing for one. Each suggestion remembers where it is counted
+(``tallied``); after every change the store moves it: −1 where it was, +1 where it now belongs. A report reads at
+most ``SHARDS`` documents per day of the window, whatever the number of suggestions (and FerretDB, which filters
+only by ``_id`` in SQLite, reads no more than that either).
 A move is written down before it is made and made once (see ``settle``), so a crash halfway does not skew the counts.
 ``rebuild`` recounts from scratch (to check, or after losing the day documents); ``load`` writes known totals.
 """
@@ -11,6 +13,7 @@ A move is written down before it is made and made once (see ``settle``), so a cr
 from __future__ import annotations
 
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -21,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from minsheng_store.locks import StripedLocks
 
+SHARDS = 16
 UNCLASSIFIED = "unclassified"
 UNASSIGNED = "unassigned"
 
@@ -91,24 +95,26 @@ class Tallies:
             if move[side]:
                 key = TallyKey(**move[side])
                 days.setdefault(key.day, {})[key.cell] = delta
+        shard = zlib.crc32(suggestion_id.encode()) % SHARDS
         for day, cells in days.items():
-            await self._add(day, cells, move["id"])
+            await self._add(f"{day}|{shard:02d}", cells, move["id"])
         done = {"$set": {"tallied": move["to"]}, "$unset": {"tally_move": ""}}
         await self._suggestions.update_one({"_id": suggestion_id}, done)
         for day in days:  # the marks are needed only while the move is unfinished
-            async with self._lock(day):
-                await self._days.update_one({"_id": day}, {"$unset": {f"moves.{move['id']}": ""}})
+            document = f"{day}|{shard:02d}"
+            async with self._lock(document):
+                await self._days.update_one({"_id": document}, {"$unset": {f"moves.{move['id']}": ""}})
         if "tally_move" in doc:  # that move was left unfinished earlier: the suggestion may have changed since
             await self.settle(suggestion_id)
 
-    async def _add(self, day: str, cells: dict[str, int], move_id: str) -> None:
-        # Every suggestion of a day shares its document: FerretDB rewrites a document without a transaction, so
-        # concurrent $inc on one document lose updates there (MongoDB does not); one day at a time in the process.
-        # Once marked, the filter no longer matches and the upsert collides with the day's document: applied once.
-        async with self._lock(day):
+    async def _add(self, document: str, cells: dict[str, int], move_id: str) -> None:
+        # Many suggestions share a day's shard: FerretDB rewrites a document without a transaction, so concurrent
+        # $inc on one document lose updates there (MongoDB does not); one writer per shard document, all replicas.
+        # Once marked, the filter no longer matches and the upsert collides with the document: applied once.
+        async with self._lock(document):
             try:
                 await self._days.update_one(
-                    {"_id": day, f"moves.{move_id}": {"$exists": False}},
+                    {"_id": document, f"moves.{move_id}": {"$exists": False}},
                     {"$inc": {f"counts.{cell}": delta for cell, delta in cells.items()}, "$set": {f"moves.{move_id}": True}},
                     upsert=True,
                 )
@@ -122,7 +128,7 @@ class Tallies:
         if until is not None:
             days["$lt"] = until.isoformat()
         cursor = self._days.find({"_id": days} if days else {})
-        return [(doc["_id"], doc.get("counts") or {}) async for doc in cursor]
+        return [(doc["_id"][:10], doc.get("counts") or {}) async for doc in cursor]  # the day, without the shard
 
     async def rows(self, unit: str | None = None, since: date | None = None, until: date | None = None) -> list[dict[str, Any]]:
         """Counts by unit × category × channel, over the days in [since, until) (all days when not given)."""
@@ -139,12 +145,11 @@ class Tallies:
 
     async def by_day(self, unit: str | None = None) -> list[dict[str, Any]]:
         """Suggestions per day (the trend over the window)."""
-        days = []
-        for day, counts in sorted(await self._counts(None, None)):
+        per_day: dict[str, int] = {}
+        for day, counts in await self._counts(None, None):
             n = sum(v for cell, v in counts.items() if unit is None or cell.split("|")[0] == unit)
-            if n > 0:
-                days.append({"day": day, "count": n})
-        return days
+            per_day[day] = per_day.get(day, 0) + n
+        return [{"day": day, "count": n} for day, n in sorted(per_day.items()) if n > 0]
 
     async def load(self, counts: dict[TallyKey, int]) -> int:
         """Replace every tally by the given totals (a bulk rebuild); returns the number of day documents."""
