@@ -4,12 +4,14 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
 
 from minsheng_classifier.corpus import CAMPAIGN_CORPUS, load_examples
 from minsheng_classifier.model import TextClassifier
 from minsheng_classifier.ngrams import FastNgramTfidf
-from minsheng_classifier.recipes import RECIPES, body_and_title, build_pipeline, chars, title, words
+from minsheng_classifier.recipes import NBSVM, RECIPES, DedupStratifiedKFold, body_and_title, build_pipeline, chars, title, words
 from minsheng_classifier.text import normalise
 
 
@@ -90,3 +92,35 @@ def test_fast_recipe_saves_loads_and_answers_empty_and_emoji_texts(tmp_path):
     assert after == before
     assert all(p.category in model.categories and 0 < p.confidence <= 1 for p in after)
     assert after[3].category == "road_traffic" and after[4].category == "community"
+
+
+def test_blend_recipe_is_reproducible_with_a_seed_and_its_probabilities_rank_like_its_predictions():
+    examples = load_examples(CAMPAIGN_CORPUS)[::3]
+    texts, labels = [e.text for e in examples], [e.label for e in examples]
+    queries = ["村里到镇上的土路希望硬化", "小区物业费太贵\u3000物业服务差，电梯常坏", "医院挂号排队太久"]
+    first, second = build_pipeline("blend", seed=7).fit(texts, labels), build_pipeline("blend", seed=7).fit(texts, labels)
+    np.testing.assert_array_equal(first.predict_proba(queries), second.predict_proba(queries))
+    assert list(first.predict(queries)) == list(first.classes_[first.predict_proba(queries).argmax(1)])
+    assert set(first.named_steps["classifier"].named_estimators_) == {"svm", "nbsvm"}
+
+
+def test_nbsvm_folds_its_ratios_into_one_weight_matrix():
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix(rng.random((40, 30)) * (rng.random((40, 30)) < 0.3))  # noqa: N806
+    y = np.repeat(["a", "b", "c", "d"], 10)
+    model = NBSVM(C=0.5).fit(X, y)
+    binary = (X != 0).astype(float)
+    for column, label in enumerate(model.classes_):
+        p = np.asarray(binary[y == label].sum(0)).ravel() + 1
+        q = np.asarray(binary[y != label].sum(0)).ravel() + 1
+        ratio = np.log((p / p.sum()) / (q / q.sum()))
+        svm = LinearSVC(C=0.5, random_state=0).fit(binary.multiply(ratio).tocsr(), y == label)
+        np.testing.assert_allclose(model.decision_function(X)[:, column], svm.decision_function(binary.multiply(ratio).tocsr()))
+
+
+def test_dedup_folds_keep_identical_feature_rows_together():
+    X = sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 1], [2, 0]] * 6, dtype=float))  # noqa: N806 - four distinct rows
+    y = np.array(["a", "b"] * 12)
+    for train, test in DedupStratifiedKFold(3, random_state=0).split(X, y):
+        rows = {X[i].toarray().tobytes() for i in test}
+        assert not rows & {X[i].toarray().tobytes() for i in train}

@@ -101,7 +101,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     if not args.data.exists():
         print(f"benchmark data not found: {args.data}", file=sys.stderr)
         return 2
-    print(report(run_benchmark(args.data)))
+    print(report(run_benchmark(args.data, tuple(args.recipe or RECIPES))))
     return 0
 
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--data", type=Path, required=True, action="append", help="JSON-lines file or folder; repeatable")
     train.add_argument("--model", type=Path, required=True, help="folder to write the model to")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--recipe", choices=RECIPES, default="linear", help="linear, stacked (minutes to train) or fast")
+    train.add_argument("--recipe", choices=RECIPES, default="linear", help="linear, stacked (minutes to train), fast or blend")
     train.set_defaults(run=_train)
     ship = sub.add_parser("ship", help="build the campaign model the service ships, if missing or stale")
     ship.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.set_defaults(run=_evaluate)
     bench = sub.add_parser("benchmark", help="TipDM 2020 benchmark against TF-IDF + LinearSVC")
     bench.add_argument("--data", type=Path, default=TIPDM)
+    bench.add_argument(
+        "--recipe", choices=RECIPES, action="append", help="recipe to run against the baseline; repeatable (default: all)"
+    )
     bench.set_defaults(run=_benchmark)
     args = parser.parse_args(argv)
     try:
