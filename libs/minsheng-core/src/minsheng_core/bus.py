@@ -204,7 +204,7 @@ class Consumer:
         with structlog.contextvars.bound_contextvars(**_subject(event), event_id=str(event.event_id)):
             started = time.perf_counter()
             try:
-                await self._handler(event)
+                await _to_the_end(self._handler(event))
             except InvalidMessage as exc:
                 outcome = await self._park(message, f"invalid: {exc}")
             except Exception as exc:
@@ -268,6 +268,25 @@ class Consumer:
             log.error("message_park_failed", queue=self._queue_name, error=type(publish_exc).__name__)
             await _settle_quietly(message.reject(requeue=False))
         return "parked"
+
+
+_FINISHING: set[asyncio.Task[Any]] = set()
+
+
+async def _to_the_end(work: Awaitable[None]) -> None:
+    """Run a handler to its end even when its consumer task is cancelled: aiormq cancels them all when the channel
+    closes (the broker going away), and a write sequence cut at any await leaves half-done work behind (a write
+    lease never released, a tally moved halfway). Its delivery stays unacknowledged and comes back again."""
+    task = asyncio.ensure_future(work)
+    _FINISHING.add(task)
+    task.add_done_callback(_finished)
+    await asyncio.shield(task)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _FINISHING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved here too: when the consumer was cancelled, the redelivery deals with it
 
 
 async def _settle_quietly(settle: Awaitable[None]) -> None:

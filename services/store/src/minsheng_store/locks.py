@@ -53,10 +53,13 @@ class StripedLocks:
         except PyMongoError:
             # The database is away: keep trying once it is back, or every writer of this key (every tally of the
             # day) waits until the lease expires, long after the database returned.
-            task = asyncio.create_task(self._release_when_possible(key, token))
-            self._releasing.add(task)
-            task.add_done_callback(self._releasing.discard)
+            self._release_later(key, token)
             raise
+
+    def _release_later(self, key: str, token: str) -> None:
+        task = asyncio.create_task(self._release_when_possible(key, token))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def _release_when_possible(self, key: str, token: str) -> None:
         deadline, delay = time.time() + LEASE_SECONDS, 0.2
@@ -74,8 +77,13 @@ class StripedLocks:
             try:
                 await self._leases.insert_one({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS})
                 return token
-            except DuplicateKeyError:
+            except PyMongoError as exc:
+                if not isinstance(exc, DuplicateKeyError):
+                    self._release_later(key, token)  # the insert may have gone through before the connection broke
+                    raise
                 held = await self._leases.find_one({"_id": key})
+                if held is not None and held["token"] == token:  # ours: the driver retried an insert that went through
+                    return token
                 if held is not None and held["until"] < time.time():  # its holder died: remove exactly that lease
                     log.warning("lease_expired", lease=key)
                     await self._leases.delete_one({"_id": key, "token": held["token"]})
