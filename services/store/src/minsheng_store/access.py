@@ -46,6 +46,20 @@ def unit_scope(member: StaffMember) -> str | None:
     return member.unit if member.has(Role.UNIT_STAFF) else None
 
 
+class OutOfScope(LookupError):
+    """Unit staff asked for another unit's records (answered as if that unit did not exist)."""
+
+
+def scoped_unit(member: StaffMember, unit: str | None) -> str | None:
+    """The unit a list is filtered by: unit staff always their own (another one raises OutOfScope), others as asked."""
+    scope = unit_scope(member)
+    if scope is None:
+        return unit
+    if unit not in (None, "", scope):
+        raise OutOfScope("no such unit in your scope")
+    return scope
+
+
 def may_see(member: StaffMember, suggestion: dict) -> bool:
     scope = unit_scope(member)
     return scope is None or suggestion.get("unit") == scope

@@ -33,7 +33,7 @@ from minsheng_core.logging import configure_logging
 from minsheng_core.staff import Role, StaffDirectory
 from minsheng_core.units import load_units
 from minsheng_store import console, contacts, contract, personal_api, reports, summary_api, supervision
-from minsheng_store.access import DistrictReader, Editor, Reader, unit_scope
+from minsheng_store.access import DistrictReader, Editor, OutOfScope, Reader, scoped_unit, unit_scope
 from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
 from minsheng_store.decisions import ensure_indexes as ensure_decision_indexes
 from minsheng_store.decisions_api import router as decisions_router
@@ -152,11 +152,10 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> SuggestionPage:
         """Suggestions matching every given filter, newest first; unit staff see their own unit's only."""
-        scope = unit_scope(member)
-        if scope is not None:
-            if unit not in (None, scope):
-                raise HTTPException(status_code=404, detail="no such unit in your scope")
-            unit = scope
+        try:
+            unit = scoped_unit(member, unit)
+        except OutOfScope as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
         filters = SuggestionFilter(
             category, channel.value if channel else None, unit, status, needs_review, received_from, received_to, q, awaiting
         )

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from minsheng_core.events import Channel
 from minsheng_core.staff import Role, StaffMember
 from minsheng_core.staff_pages import StaffPages
-from minsheng_store.access import unit_scope
+from minsheng_store.access import OutOfScope, scoped_unit, unit_scope
 from minsheng_store.corrections import CorrectionRefused, correct, visible_suggestion
 from minsheng_store.reports import report_for
 from minsheng_store.repository import PENDING, SuggestionFilter
@@ -141,11 +141,10 @@ async def suggestions(
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> HTMLResponse:
     """The suggestion list with its filters; ``review=true`` is the review queue."""
-    scope = unit_scope(member)
-    if scope is not None:
-        if unit not in (None, "", scope):
-            raise HTTPException(status_code=404, detail="no such unit in your scope")
-        unit = scope
+    try:
+        unit = scoped_unit(member, unit)
+    except OutOfScope as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
     filters = SuggestionFilter(
         category=category or None,
         channel=channel or None,

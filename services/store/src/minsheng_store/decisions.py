@@ -22,7 +22,7 @@ from minsheng_core.bus import PublishFailed
 from minsheng_core.campaign import EXPLANATION_MAX, OUTCOME_NAMES, REASON_NAMES, render_explanation
 from minsheng_core.events import Decision, Outcome, Reason, SuggestionDecided, utc_now
 from minsheng_core.staff import Role, StaffMember
-from minsheng_store.access import may_see, unit_scope
+from minsheng_store.access import OutOfScope, may_see, scoped_unit
 from minsheng_store.projects import Refused, cluster_in_scope, link_adopted, locks, may_see_project, suggestions_in_scope
 from minsheng_store.schemas import BulkDecisionCreate, DecisionCreate, DecisionRead
 from minsheng_store.weekly import unit_name
@@ -230,11 +230,10 @@ async def list_drafts(
     state: Any, member: StaffMember, draft_state: str | None, unit: str | None, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Decision drafts (released or not) matching the filters, latest first; unit staff see their own unit's only."""
-    scope = unit_scope(member)
-    if scope is not None:
-        if unit not in (None, scope):
-            raise Refused(404, "no such unit in your scope")
-        unit = scope
+    try:
+        unit = scoped_unit(member, unit)
+    except OutOfScope as exc:
+        raise Refused(404, str(exc)) from None
     query = {k: v for k, v in (("unit", unit), ("state", draft_state)) if v is not None}
     total = await state.db.decision_drafts.count_documents(query)
     cursor = state.db.decision_drafts.find(query).sort([("drafted_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from minsheng_core.campaign import ProjectSteps
 from minsheng_core.staff import Role, StaffMember
-from minsheng_store.access import may_see, unit_scope
+from minsheng_store.access import OutOfScope, may_see, scoped_unit, unit_scope
 from minsheng_store.locks import StripedLocks
 from minsheng_store.repository import PENDING
 from minsheng_store.schemas import CandidateProjectCreate, ProjectRead, ProjectStepRead, ProjectUpdate
@@ -163,11 +163,10 @@ async def list_projects(
     state: Any, member: StaffMember, unit: str | None, status: str | None, category: str | None, limit: int, offset: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Projects matching every given filter, newest first; unit staff see their own unit's only."""
-    scope = unit_scope(member)
-    if scope is not None:
-        if unit not in (None, scope):
-            raise Refused(404, "no such unit in your scope")
-        unit = scope
+    try:
+        unit = scoped_unit(member, unit)
+    except OutOfScope as exc:
+        raise Refused(404, str(exc)) from None
     query = {k: v for k, v in (("unit", unit), ("status", status), ("category", category)) if v is not None}
     total = await state.db.projects.count_documents(query)
     cursor = state.db.projects.find(query).sort([("created_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
