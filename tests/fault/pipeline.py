@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aio_pika
 import httpx
@@ -20,6 +21,7 @@ from pymongo import AsyncMongoClient
 
 from minsheng_core.staff import Role, StaffDirectory
 from minsheng_core.topology import parking_queue, retry_queue
+from minsheng_store.tallies import Tallies
 from tests.conftest import WECHAT_ACCOUNTS
 from tests.fakes.twilio_voice import TwilioCall, spoken
 from tests.fakes.wechat_platform import WechatPlatform
@@ -411,9 +413,8 @@ async def count(system: FaultSystem, stream: Stream, scenario: str, parked: int,
     extra = sum(len(ds) for c, ds in by_code.items() if c not in codes) + sum(len(ds) - 1 for ds in by_code.values())
     by_channel = Counter(d["channel"] for d in docs if d.get("status") not in (None, "pending"))
     tallies: Counter = Counter()
-    for day in await system.db.daily_tallies.find({}).to_list(None):
-        for cell, n in (day.get("counts") or {}).items():
-            tallies[cell.split("|")[2]] += n
+    for row in await Tallies(system.db, ZoneInfo("Asia/Shanghai")).rows():  # day documents and moves not folded yet
+        tallies[row["channel"]] += row["count"]
     over_counted = sum(max(0, tallies[ch] - by_channel[ch]) for ch in set(tallies) | set(by_channel))
     start, end = window
     return Count(

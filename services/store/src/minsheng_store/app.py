@@ -106,6 +106,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             await app.state.audit.ensure_indexes()
             # Every report day (Friday) the weekly reports of the district and of each unit are produced and kept.
             await stack.enter_async_context(background(reports.run_weekly_schedule(app.state)))
+            # Tally moves recorded by the writes are added into the day documents by one folder at a time.
+            await stack.enter_async_context(background(repo.tallies.fold_forever(settings.tally_fold_seconds)))
             yield
 
     app = FastAPI(title="Minsheng store (staff API)", version="1", lifespan=lifespan)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from minsheng_core import erasures
 from minsheng_core.events import (
     Attachment,
+    Decision,
+    Notification,
     NotificationSent,
     SuggestionAttachmentAdded,
     SuggestionClassified,
@@ -111,68 +114,66 @@ class SuggestionRepository:
         await self.tallies.ensure_indexes()
 
     async def apply_received(self, event: SuggestionReceived) -> None:
-        """Upsert the suggestion's content; a redelivery sets the same values again."""
+        """Write the suggestion's content; a redelivery sets the same values again."""
         async with self._lock(event.suggestion_id):
-            await self._apply_received(event)
-            await self.tallies.settle(event.suggestion_id)
+            # Erased on request (tombstone): a redelivery brings back neither the contact nor a number typed in the text.
+            erased = await erasures.is_erased(self._db, event.suggestion_id)
+            personal = event.personal.model_dump(exclude_none=True)
+            if personal and not erased:
+                if self._vault is None:
+                    raise RuntimeError("contact data arrived but the repository has no vault to seal it")
+                sealed = sealed_fields(self._vault, personal)  # nothing in clear: sealed values and look-up hashes
+                await self._personal.update_one(
+                    {"_id": event.suggestion_id}, {"$set": {**sealed, "updated_at": datetime.now(UTC)}}, upsert=True
+                )
+            await self._change(event.suggestion_id, lambda doc: received(doc, event, erased))
 
     async def apply_classified(self, event: SuggestionClassified) -> None:
         """Record a classification unless a newer one is already there; works before the suggestion exists."""
         async with self._lock(event.suggestion_id):
-            await self._apply_classified(event)
-            await self.tallies.settle(event.suggestion_id)
+            await self._change(event.suggestion_id, lambda doc: classified(doc, event))
 
     async def apply_corrected(self, event: SuggestionCorrected) -> None:
         """Record a staff correction; the corrected values count from now on, whatever the model says later."""
         async with self._lock(event.suggestion_id):
-            await self._apply_corrected(event)
-            await self.tallies.settle(event.suggestion_id)
+            await self._change(event.suggestion_id, lambda doc: corrected(doc, event), create=False)
 
-    async def _apply_received(self, event: SuggestionReceived) -> None:
-        body = event.body
-        now = datetime.now(UTC)
-        # Erased on request (tombstone): a redelivery brings back neither the contact nor a number typed in the text.
-        erased = await erasures.is_erased(self._db, event.suggestion_id)
-        title, text = body.title, body.text
-        if erased:
-            title = redact_phone_numbers(title)[0] if title else title
-            text = redact_phone_numbers(text)[0]
-        await self._suggestions.update_one(
-            {"_id": event.suggestion_id},
-            {
-                "$set": {
-                    "tracking_code": body.tracking_code,
-                    "channel": body.channel.value,
-                    "channel_ref": body.channel_ref,
-                    "campaign": body.campaign,
-                    "title": title,
-                    "text": text,
-                    "location": body.location.model_dump(),
-                    "submitter_group": body.submitter_group.value,
-                    "channel_unit": body.unit,
-                    "account": body.account,
-                    "submitted_at": body.submitted_at,
-                    "received_event_id": str(event.event_id),
-                    "updated_at": now,
-                },
-                "$setOnInsert": {"status": RECEIVED, "created_at": now},
-            },
-            upsert=True,
-        )
-        # Apart from the content: a later completion (transcribed, described) must not be undone by a redelivery.
-        await self._suggestions.update_one(
-            {"_id": event.suggestion_id, "awaiting": {"$exists": False}}, {"$set": {"awaiting": body.awaiting}}
-        )
-        for attachment in body.attachments:
-            await self._add_attachment(event.suggestion_id, attachment)
-        personal = event.personal.model_dump(exclude_none=True)
-        if personal and not erased:
-            if self._vault is None:
-                raise RuntimeError("contact data arrived but the repository has no vault to seal it")
-            sealed = sealed_fields(self._vault, personal)  # nothing in clear: sealed values and look-up hashes
-            await self._personal.update_one({"_id": event.suggestion_id}, {"$set": {**sealed, "updated_at": now}}, upsert=True)
-        await self._suggestions.update_one({"_id": event.suggestion_id, "status": PENDING}, {"$set": {"status": RECEIVED}})
-        await self._promote(event.suggestion_id)
+    async def apply_attachment_added(self, event: SuggestionAttachmentAdded) -> None:
+        """Attach a picture or recording; works before the suggestion itself arrives, and twice is once."""
+        async with self._lock(event.suggestion_id):
+            await self._change(event.suggestion_id, lambda doc: add_attachment(touched(doc), event.body))
+
+    async def apply_decided(self, event: SuggestionDecided) -> None:
+        """Record a released decision: kept in the suggestion's history once per decision_id, and the current one
+        unless a later release is already there (redelivered or out of order, the result is the same)."""
+        async with self._lock(event.suggestion_id):
+            await self._change(event.suggestion_id, lambda doc: decided(touched(doc), event.body))
+
+    async def apply_notified(self, event: NotificationSent) -> None:
+        """Record that the submitter was told of a decision on a channel; once per (decision, channel)."""
+        async with self._lock(event.suggestion_id):
+            await self._change(event.suggestion_id, lambda doc: notified(touched(doc), event.body))
+
+    async def _change(self, suggestion_id: str, change: Callable[[dict[str, Any]], None], create: bool = True) -> None:
+        """Read the suggestion, change it in memory, write back what changed and record the tally move it makes:
+        one read and one write per event, which the suggestion's lock (held by the caller) keeps from interleaving."""
+        before = await self._suggestions.find_one({"_id": suggestion_id})
+        if before is None and not create:
+            return
+        after = copy.deepcopy(before) if before is not None else {"_id": suggestion_id}
+        change(after)
+        moves = self.tallies.plan(before, after)
+        if before is None:
+            await self._suggestions.insert_one(after)
+        else:
+            update: dict[str, Any] = {}
+            if changed := {k: v for k, v in after.items() if k != "_id" and (k not in before or before[k] != v)}:
+                update["$set"] = changed
+            if removed := {k: "" for k in before if k not in after}:
+                update["$unset"] = removed
+            if update:
+                await self._suggestions.update_one({"_id": suggestion_id}, update)
+        await self.tallies.record(moves)
 
     async def erase_personal_data(self, suggestion_id: str, erased_by: str) -> PersonalDataErased:
         """Erase a suggestion's contact data and the phone numbers typed into it; the suggestion itself stays.
@@ -190,140 +191,6 @@ class SuggestionRepository:
             await self._suggestions.update_one({"_id": suggestion_id}, update)
         return PersonalDataErased(suggestion_id, erased_at, removed, in_title + in_text)
 
-    async def apply_attachment_added(self, event: SuggestionAttachmentAdded) -> None:
-        """Attach a picture or recording; works before the suggestion itself arrives, and twice is once."""
-        async with self._lock(event.suggestion_id):
-            now = datetime.now(UTC)
-            await self._suggestions.update_one(
-                {"_id": event.suggestion_id},
-                {"$set": {"updated_at": now}, "$setOnInsert": {"status": PENDING, "created_at": now}},
-                upsert=True,
-            )
-            await self._add_attachment(event.suggestion_id, event.body)
-
-    async def _add_attachment(self, suggestion_id: str, attachment: Attachment) -> None:
-        # Keyed by the message that carried it, so a redelivery (same ref) never adds a second copy.
-        await self._suggestions.update_one(
-            {"_id": suggestion_id, "attachments.channel_ref": {"$ne": attachment.channel_ref}},
-            {"$push": {"attachments": attachment.model_dump(exclude_none=True)}},
-        )
-
-    async def apply_decided(self, event: SuggestionDecided) -> None:
-        """Record a released decision: kept in the suggestion's history once per decision_id, and the current one
-        unless a later release is already there (redelivered or out of order, the result is the same)."""
-        decision = event.body
-        record = decision.model_dump(mode="python", include=_DECISION_FIELDS)
-        record["outcome"] = decision.outcome.value
-        record["reason"] = decision.reason.value if decision.reason else None
-        sid, released_at = event.suggestion_id, decision.released_at
-        async with self._lock(sid):
-            now = datetime.now(UTC)
-            await self._suggestions.update_one(
-                {"_id": sid}, {"$set": {"updated_at": now}, "$setOnInsert": {"status": PENDING, "created_at": now}}, upsert=True
-            )
-            # Keyed by a list of plain ids: FerretDB 1.x gets {"decisions.decision_id": {"$ne": …}} wrong past two items.
-            await self._suggestions.update_one(
-                {"_id": sid, "decision_ids": {"$ne": decision.decision_id}},
-                {"$push": {"decisions": record, "decision_ids": decision.decision_id}},
-            )
-            # The later release wins; on the same instant the larger decision_id, so that every replica agrees.
-            await self._suggestions.update_one(
-                {
-                    "_id": sid,
-                    "$or": [
-                        {"decision": {"$exists": False}},
-                        {"decision.released_at": {"$lt": released_at}},
-                        {"decision.released_at": released_at, "decision.decision_id": {"$lte": decision.decision_id}},
-                    ],
-                },
-                {"$set": {"decision": record}},
-            )
-
-    async def apply_notified(self, event: NotificationSent) -> None:
-        """Record that the submitter was told of a decision on a channel; once per (decision, channel)."""
-        notification = event.body
-        key = f"{notification.decision_id}|{notification.channel.value}"
-        record = {
-            "decision_id": notification.decision_id,
-            "channel": notification.channel.value,
-            "attempts": notification.attempts,
-            "sent_at": notification.sent_at,
-        }
-        async with self._lock(event.suggestion_id):
-            now = datetime.now(UTC)
-            await self._suggestions.update_one(
-                {"_id": event.suggestion_id},
-                {"$set": {"updated_at": now}, "$setOnInsert": {"status": PENDING, "created_at": now}},
-                upsert=True,
-            )
-            await self._suggestions.update_one(
-                {"_id": event.suggestion_id, "notification_keys": {"$ne": key}},
-                {"$push": {"notifications": record, "notification_keys": key}},
-            )
-
-    async def _apply_classified(self, event: SuggestionClassified) -> None:
-        verdict = event.body
-        classification = verdict.model_dump(mode="python")
-        try:
-            await self._suggestions.update_one(
-                {
-                    "_id": event.suggestion_id,
-                    "$or": [
-                        {"classification": {"$exists": False}},
-                        {"classification.classified_at": {"$lte": event.body.classified_at}},
-                    ],
-                },
-                {
-                    "$set": {"classification": classification, "updated_at": datetime.now(UTC)},
-                    "$setOnInsert": {"status": PENDING, "created_at": datetime.now(UTC)},
-                },
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return  # the document holds a newer classification: this one is stale
-        sid = event.suggestion_id
-        links = {"cluster_id": verdict.cluster_id, "duplicate_of": verdict.duplicate_of}
-        await self._suggestions.update_one({"_id": sid}, {"$set": links})
-        # Each is one atomic conditional write: a correction made before or after never loses to the model.
-        await self._suggestions.update_one(
-            {"_id": sid, "correction": {"$exists": False}}, {"$set": {"needs_review": verdict.needs_review}}
-        )
-        await self._suggestions.update_one(
-            {"_id": sid, "correction.category": {"$exists": False}}, {"$set": {"category": verdict.category}}
-        )
-        await self._suggestions.update_one({"_id": sid, "correction.unit": {"$exists": False}}, {"$set": {"unit": verdict.unit}})
-        await self._promote(sid)
-
-    async def _apply_corrected(self, event: SuggestionCorrected) -> None:
-        correction = event.body
-        fields: dict[str, Any] = {"needs_review": False, "updated_at": datetime.now(UTC)}
-        for name in ("category", "unit"):
-            value = getattr(correction, name)
-            if value is not None:
-                fields[name] = value
-                fields[f"correction.{name}"] = value
-        fields.update(
-            {
-                "correction.corrected_by": correction.corrected_by,
-                "correction.note": correction.note,
-                "correction.corrected_at": correction.corrected_at,
-            }
-        )
-        await self._suggestions.update_one(
-            {
-                "_id": event.suggestion_id,
-                "$or": [{"correction": {"$exists": False}}, {"correction.corrected_at": {"$lte": correction.corrected_at}}],
-            },
-            {"$set": fields},
-        )
-
-    async def _promote(self, suggestion_id: str) -> None:
-        # Whichever event lands second sees both halves and moves the status on.
-        await self._suggestions.update_one(
-            {"_id": suggestion_id, "status": RECEIVED, "classification": {"$exists": True}},
-            {"$set": {"status": CLASSIFIED}},
-        )
-
     async def get(self, suggestion_id: str) -> dict[str, Any] | None:
         return await self._suggestions.find_one({"_id": suggestion_id, "status": {"$ne": PENDING}})
 
@@ -340,3 +207,129 @@ class SuggestionRepository:
             {"title": 1, "text": 1, "correction.category": 1},
         ).sort("_id", ASCENDING)
         return [{"text": full_text(d.get("title"), d["text"]), "label": d["correction"]["category"]} async for d in cursor]
+
+
+# -- what each event does to a suggestion document (pure: the repository reads and writes around them) ----------------
+
+
+def touched(doc: dict[str, Any]) -> dict[str, Any]:
+    """A document any event may create first: until its content arrives it is "pending" (not listed, not counted)."""
+    now = datetime.now(UTC)
+    doc.setdefault("status", PENDING)
+    doc.setdefault("created_at", now)
+    doc["updated_at"] = now
+    return doc
+
+
+def promote(doc: dict[str, Any]) -> None:
+    """Whichever of content and classification lands second moves the status on."""
+    if doc.get("status") == RECEIVED and "classification" in doc:
+        doc["status"] = CLASSIFIED
+
+
+def received(doc: dict[str, Any], event: SuggestionReceived, erased: bool) -> None:
+    """The suggestion's content; numbers typed into the text stay redacted once its personal data was erased."""
+    body = event.body
+    title, text = body.title, body.text
+    if erased:
+        title = redact_phone_numbers(title)[0] if title else title
+        text = redact_phone_numbers(text)[0]
+    touched(doc)
+    doc.update(
+        {
+            "tracking_code": body.tracking_code,
+            "channel": body.channel.value,
+            "channel_ref": body.channel_ref,
+            "campaign": body.campaign,
+            "title": title,
+            "text": text,
+            "location": body.location.model_dump(),
+            "submitter_group": body.submitter_group.value,
+            "channel_unit": body.unit,
+            "account": body.account,
+            "submitted_at": body.submitted_at,
+            "received_event_id": str(event.event_id),
+        }
+    )
+    # Apart from the content: a later completion (transcribed, described) must not be undone by a redelivery.
+    doc.setdefault("awaiting", body.awaiting)
+    for attachment in body.attachments:
+        add_attachment(doc, attachment)
+    if doc["status"] == PENDING:
+        doc["status"] = RECEIVED
+    promote(doc)
+
+
+def add_attachment(doc: dict[str, Any], attachment: Attachment) -> None:
+    """Keyed by the message that carried it, so a redelivery (same ref) never adds a second copy."""
+    attachments = doc.setdefault("attachments", [])
+    if all(a.get("channel_ref") != attachment.channel_ref for a in attachments):
+        attachments.append(attachment.model_dump(exclude_none=True))
+
+
+def classified(doc: dict[str, Any], event: SuggestionClassified) -> None:
+    """The model's verdict, unless a newer one is there; a staff correction keeps its values whatever the model says."""
+    verdict = event.body
+    current = doc.get("classification")
+    if current is not None and current["classified_at"] > verdict.classified_at:
+        return  # stale: a newer model's verdict is already there
+    touched(doc)
+    doc["classification"] = verdict.model_dump(mode="python")
+    doc.update({"cluster_id": verdict.cluster_id, "duplicate_of": verdict.duplicate_of})
+    correction = doc.get("correction")
+    if correction is None:
+        doc["needs_review"] = verdict.needs_review
+    if "category" not in (correction or {}):
+        doc["category"] = verdict.category
+    if "unit" not in (correction or {}):
+        doc["unit"] = verdict.unit
+    promote(doc)
+
+
+def corrected(doc: dict[str, Any], event: SuggestionCorrected) -> None:
+    """A staff correction, unless a later one is there; it merges with earlier corrections of the other field."""
+    correction = event.body
+    current = doc.get("correction")
+    if current is not None and current.get("corrected_at") is not None and current["corrected_at"] > correction.corrected_at:
+        return
+    doc.update({"needs_review": False, "updated_at": datetime.now(UTC)})
+    record = doc.setdefault("correction", {})
+    for name in ("category", "unit"):
+        value = getattr(correction, name)
+        if value is not None:
+            doc[name] = value
+            record[name] = value
+    record.update({"corrected_by": correction.corrected_by, "note": correction.note, "corrected_at": correction.corrected_at})
+
+
+def decided(doc: dict[str, Any], decision: Decision) -> None:
+    """Kept once per decision_id; the later release is the current one, on the same instant the larger decision_id,
+    so that every replica agrees."""
+    record = decision.model_dump(mode="python", include=_DECISION_FIELDS)
+    record["outcome"] = decision.outcome.value
+    record["reason"] = decision.reason.value if decision.reason else None
+    if decision.decision_id not in doc.setdefault("decision_ids", []):
+        doc["decision_ids"].append(decision.decision_id)
+        doc.setdefault("decisions", []).append(record)
+    current = doc.get("decision")
+    if (
+        current is None
+        or current["released_at"] < decision.released_at
+        or (current["released_at"] == decision.released_at and current["decision_id"] <= decision.decision_id)
+    ):
+        doc["decision"] = record
+
+
+def notified(doc: dict[str, Any], notification: Notification) -> None:
+    """The submitter told of a decision on a channel; once per (decision, channel)."""
+    key = f"{notification.decision_id}|{notification.channel.value}"
+    if key not in doc.setdefault("notification_keys", []):
+        doc["notification_keys"].append(key)
+        doc.setdefault("notifications", []).append(
+            {
+                "decision_id": notification.decision_id,
+                "channel": notification.channel.value,
+                "attempts": notification.attempts,
+                "sent_at": notification.sent_at,
+            }
+        )

@@ -14,6 +14,7 @@ class StoreSettings(ServiceSettings):
 
     queue: str = "minsheng.store"
     prefetch: int = 64
+    tally_fold_seconds: float = 1.0  # how often recorded tally moves are added into the day documents
     units_file: Path = DEFAULT_UNITS_FILE
     secret_key: SecretStr = SecretStr("dev-only-store-secret-change-me")  # CSRF tokens of the staff pages
     cookie_secure: bool = False  # True behind HTTPS (production)

@@ -1,32 +1,43 @@
 """Counts kept up to date as suggestions change, so that reports never scan the suggestions.
 
-A day of the campaign (in its time zone) has ``SHARDS`` documents, ``<day>|<shard>``, holding counts by
-"unit|category|channel"; a suggestion is always counted in the same shard (a hash of its id), so writers of one day
-are spread over several documents instead of queueing for one. Each suggestion remembers where it is counted
-(``tallied``); after every change the store moves it: −1 where it was, +1 where it now belongs. A report reads at
-most ``SHARDS`` documents per day of the window, whatever the number of suggestions (and FerretDB, which filters
-only by ``_id`` in SQLite, reads no more than that either).
-A move is written down before it is made and made once (see ``settle``), so a crash halfway does not skew the counts.
+Each suggestion remembers where it is counted (``tallied``: unit, category, channel, day in the campaign's time zone).
+When a change moves it, the store writes the move into the suggestion document in the same write as the change
+(``tally_moves``, with ``tallied`` already at the new place) and then records it as a document of its own in
+``tally_deltas`` (an insert on the move's id: recording twice is recording once). A folder, one at a time over every
+store replica, adds the recorded moves into one document per day (``daily_tallies``, counts by
+"unit|category|channel") and removes them. So the write path of a suggestion costs one insert, never a wait for a
+day document every other writer also wants, and a report reads the day documents of its window plus the few moves
+not yet folded (FerretDB filters only by ``_id`` in SQLite; both collections stay small).
+
+Crash safety: a move written into the suggestion but not yet recorded is recorded by the next change of that suggestion
+(a redelivery at the latest, since the event is acknowledged only afterwards). A fold is written down first
+(``tally_folds``) and each day document carries the fold's mark until the fold is finished, so a fold cut short is
+finished by the next one and never applied twice; readers see the same totals before, during and after a fold.
 ``rebuild`` recounts from scratch (to check, or after losing the day documents); ``load`` writes known totals.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from minsheng_store.locks import StripedLocks
 
-SHARDS = 16
+log = structlog.get_logger(__name__)
 UNCLASSIFIED = "unclassified"
 UNASSIGNED = "unassigned"
+FOLD_BATCH = 2000  # moves per fold: one journal document lists their ids
+_DUPLICATE_KEY = 11000
+_READ_ATTEMPTS = 50  # a report that keeps meeting folds in flight settles for the last consistent read it could make
 
 
 @dataclass(frozen=True)
@@ -60,75 +71,147 @@ def key_of(doc: dict[str, Any], zone: ZoneInfo) -> TallyKey | None:
     )
 
 
+def _add_move(days: dict[str, dict[str, int]], move: dict[str, Any], skip: set[str] = frozenset()) -> None:
+    """Add a move's −1 (where it was) and +1 (where it is now) to counts by day, except on the days in `skip`."""
+    for side, delta in (("from", -1), ("to", 1)):
+        if move.get(side) and move[side]["day"] not in skip:
+            key = TallyKey(**move[side])
+            cells = days.setdefault(key.day, {})
+            cells[key.cell] = cells.get(key.cell, 0) + delta
+
+
 class Tallies:
-    """The ``tallies`` collection and the moves that keep it equal to a count of the suggestions."""
+    """The day documents, the moves not folded into them yet, and the folder that moves the ones into the others."""
 
     def __init__(self, db: AsyncDatabase, zone: ZoneInfo) -> None:
         self._days = db.daily_tallies
+        self._deltas = db.tally_deltas
+        self._folds = db.tally_folds
+        self._meta = db.tally_meta
         self._suggestions = db.suggestions
         self._zone = zone
-        self._lock = StripedLocks(leases=db.store_locks, scope="tally-day")
+        self._folder = StripedLocks(leases=db.store_locks, scope="tally-fold")
+        self._recorded: OrderedDict[str, None] = OrderedDict()  # moves this process knows are recorded
 
     async def ensure_indexes(self) -> None:
-        """Nothing to index: documents are found by their day (the _id)."""
+        """Nothing to index: every read is by ``_id`` or of a small collection."""
         return None
 
-    async def settle(self, suggestion_id: str) -> None:
-        """Count the suggestion where it belongs now; call with the suggestion's lock held, after each change.
+    # -- the write path: called by the repository with the suggestion's lock held --------------------------------------
 
-        The move is written on the suggestion (``tally_move``) before any count changes, and a day's counts change in
-        one write together with the move's mark: a move cut short (the store killed, a handler cancelled when the
-        broker went away) is finished by the next settle, never applied twice.
-        """
-        doc = await self._suggestions.find_one({"_id": suggestion_id})
-        if doc is None:
+    def plan(self, before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+        """Put the move this change makes (if any) into `after`, with the moves still unrecorded; return those to record
+        once `after` is written."""
+        waiting = [m for m in (before or {}).get("tally_moves", []) if m["id"] not in self._recorded]
+        now = key_of(after, self._zone)
+        where, to = after.get("tallied"), now.as_dict() if now else None
+        if to != where:
+            waiting.append({"id": uuid.uuid4().hex, "from": where, "to": to})
+            after["tallied"] = to
+        if waiting:
+            after["tally_moves"] = waiting
+        else:
+            after.pop("tally_moves", None)
+        return waiting
+
+    async def record(self, moves: list[dict[str, Any]]) -> None:
+        """Record moves written into their suggestions; a move recorded before (a crash, a redelivery) stays once."""
+        if not moves:
             return
-        move = doc.get("tally_move")
-        if move is None:
-            now = key_of(doc, self._zone)
-            move = {"id": uuid.uuid4().hex, "from": doc.get("tallied"), "to": now.as_dict() if now else None}
-            if move["to"] == move["from"]:
-                return
-            await self._suggestions.update_one({"_id": suggestion_id}, {"$set": {"tally_move": move}})
-        days: dict[str, dict[str, int]] = {}
-        for side, delta in (("from", -1), ("to", 1)):
-            if move[side]:
-                key = TallyKey(**move[side])
-                days.setdefault(key.day, {})[key.cell] = delta
-        shard = zlib.crc32(suggestion_id.encode()) % SHARDS
-        for day, cells in days.items():
-            await self._add(f"{day}|{shard:02d}", cells, move["id"])
-        done = {"$set": {"tallied": move["to"]}, "$unset": {"tally_move": ""}}
-        await self._suggestions.update_one({"_id": suggestion_id}, done)
-        for day in days:  # the marks are needed only while the move is unfinished
-            document = f"{day}|{shard:02d}"
-            async with self._lock(document):
-                await self._days.update_one({"_id": document}, {"$unset": {f"moves.{move['id']}": ""}})
-        if "tally_move" in doc:  # that move was left unfinished earlier: the suggestion may have changed since
-            await self.settle(suggestion_id)
+        try:
+            await self._deltas.insert_many([{"_id": m["id"], "from": m["from"], "to": m["to"]} for m in moves], ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+        for move in moves:
+            self._recorded[move["id"]] = None
+        while len(self._recorded) > 100_000:
+            self._recorded.popitem(last=False)
 
-    async def _add(self, document: str, cells: dict[str, int], move_id: str) -> None:
-        # Many suggestions share a day's shard: FerretDB rewrites a document without a transaction, so concurrent
-        # $inc on one document lose updates there (MongoDB does not); one writer per shard document, all replicas.
-        # Once marked, the filter no longer matches and the upsert collides with the document: applied once.
-        async with self._lock(document):
-            try:
+    # -- folding -------------------------------------------------------------------------------------------------------
+
+    async def fold(self, limit: int = FOLD_BATCH) -> int:
+        """Add recorded moves into the day documents and remove them; returns how many. One folder at a time."""
+        async with self._folder("all"):
+            for journal in await self._folds.find({}).to_list(None):  # a fold cut short: finish it first
+                await self._finish(journal)
+            deltas = await self._deltas.find({}).limit(limit).to_list(None)
+            if not deltas:
+                return 0
+            days: dict[str, dict[str, int]] = {}
+            for move in deltas:
+                _add_move(days, move)
+            journal = {"_id": uuid.uuid4().hex, "days": days, "deltas": [d["_id"] for d in deltas]}
+            await self._meta.update_one({"_id": "fold"}, {"$inc": {"generation": 1}}, upsert=True)
+            await self._folds.insert_one(journal)
+            await self._finish(journal)
+            return len(deltas)
+
+    async def _finish(self, journal: dict[str, Any]) -> None:
+        fold = journal["_id"]
+        for day, cells in journal["days"].items():
+            increments = {f"counts.{cell}": n for cell, n in cells.items() if n}
+            try:  # once marked, the filter no longer matches and the upsert collides with the document: applied once
                 await self._days.update_one(
-                    {"_id": document, f"moves.{move_id}": {"$exists": False}},
-                    {"$inc": {f"counts.{cell}": delta for cell, delta in cells.items()}, "$set": {f"moves.{move_id}": True}},
+                    {"_id": day, f"folds.{fold}": {"$exists": False}},
+                    {"$inc": increments, "$set": {f"folds.{fold}": True}} if increments else {"$set": {f"folds.{fold}": True}},
                     upsert=True,
                 )
             except DuplicateKeyError:
                 pass
+        ids = journal["deltas"]
+        for first in range(0, len(ids), 100):  # FerretDB: keep each multi-document command small
+            await self._deltas.delete_many({"_id": {"$in": ids[first : first + 100]}})
+        await self._folds.delete_one({"_id": fold})
+        await self._meta.update_one({"_id": "fold"}, {"$inc": {"generation": 1}}, upsert=True)
+        for day in journal["days"]:  # the marks are needed only while the fold is unfinished
+            await self._days.update_one({"_id": day}, {"$unset": {f"folds.{fold}": ""}})
+
+    async def fold_forever(self, interval: float = 1.0) -> None:
+        """The store's background folder: every `interval` seconds, everything recorded since."""
+        while True:
+            try:
+                while await self.fold() == FOLD_BATCH:
+                    pass
+            except PyMongoError as exc:
+                log.warning("tally_fold_failed", error=type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    # -- reading -------------------------------------------------------------------------------------------------------
+
+    async def _generation(self) -> int:
+        doc = await self._meta.find_one({"_id": "fold"})
+        return (doc or {}).get("generation", 0)
 
     async def _counts(self, since: date | None, until: date | None) -> list[tuple[str, dict[str, int]]]:
-        days: dict[str, str] = {}
+        window: dict[str, str] = {}
         if since is not None:
-            days["$gte"] = since.isoformat()
+            window["$gte"] = since.isoformat()
         if until is not None:
-            days["$lt"] = until.isoformat()
-        cursor = self._days.find({"_id": days} if days else {})
-        return [(doc["_id"][:10], doc.get("counts") or {}) async for doc in cursor]  # the day, without the shard
+            window["$lt"] = until.isoformat()
+        for _ in range(_READ_ATTEMPTS):
+            generation = await self._generation()
+            days = await self._days.find({"_id": window} if window else {}).to_list(None)
+            deltas = await self._deltas.find({}).to_list(None)
+            journals = await self._folds.find({}).to_list(None)
+            if await self._generation() == generation:  # no fold began or ended while reading: one consistent view
+                break
+            await asyncio.sleep(0.01)
+        counts = [(doc["_id"][:10], doc.get("counts") or {}) for doc in days]  # the day (older documents: "|shard")
+        # A move of a fold in flight is already in the day documents that carry the fold's mark, not yet in the others.
+        marked = {
+            fold: {doc["_id"][:10] for doc in days if fold in (doc.get("folds") or {})} for fold in (j["_id"] for j in journals)
+        }
+        folding = {delta: marked[j["_id"]] for j in journals for delta in j["deltas"]}
+        pending: dict[str, dict[str, int]] = {}
+        for move in deltas:
+            _add_move(pending, move, skip=folding.get(move["_id"], set()))
+        in_window = [
+            (day, cells)
+            for day, cells in pending.items()
+            if (not since or day >= since.isoformat()) and (not until or day < until.isoformat())
+        ]
+        return counts + in_window
 
     async def rows(self, unit: str | None = None, since: date | None = None, until: date | None = None) -> list[dict[str, Any]]:
         """Counts by unit × category × channel, over the days in [since, until) (all days when not given)."""
@@ -151,12 +234,16 @@ class Tallies:
             per_day[day] = per_day.get(day, 0) + n
         return [{"day": day, "count": n} for day, n in sorted(per_day.items()) if n > 0]
 
+    # -- bulk ----------------------------------------------------------------------------------------------------------
+
     async def load(self, counts: dict[TallyKey, int]) -> int:
         """Replace every tally by the given totals (a bulk rebuild); returns the number of day documents."""
         days: dict[str, dict[str, int]] = {}
         for key, n in counts.items():
             days.setdefault(key.day, {})[key.cell] = n
         await self._days.delete_many({})
+        await self._deltas.delete_many({})
+        await self._folds.delete_many({})
         if days:
             await self._days.insert_many([{"_id": day, "counts": cells} for day, cells in sorted(days.items())])
         return len(days)
@@ -168,7 +255,7 @@ class Tallies:
         async for doc in self._suggestions.find({"status": {"$ne": "pending"}}):
             key = key_of(doc, self._zone)
             await self._suggestions.update_one(
-                {"_id": doc["_id"]}, {"$set": {"tallied": key.as_dict() if key else None}, "$unset": {"tally_move": ""}}
+                {"_id": doc["_id"]}, {"$set": {"tallied": key.as_dict() if key else None}, "$unset": {"tally_moves": ""}}
             )
             if key is not None:
                 counts[key] = counts.get(key, 0) + 1
