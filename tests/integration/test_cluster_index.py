@@ -15,7 +15,7 @@ T0 = datetime(2019, 10, 20, tzinfo=UTC)
 @pytest.fixture
 async def index(mongo_db):
     client = AsyncMongoClient(mongo_db[0], tz_aware=True)
-    index = ClusterIndex(client[mongo_db[1]].classifier_fingerprints, Comparer(("双塔山镇", "滦河镇"), ("石佛村",)))
+    index = ClusterIndex(client[mongo_db[1]], Comparer(("双塔山镇", "滦河镇"), ("石佛村",)))
     await index.ensure_indexes()
     yield index
     await client.close()
@@ -48,3 +48,22 @@ async def test_a_redelivered_suggestion_gets_the_same_answer(index):
     first = await place(index, "y", "锦绣小区的电梯坏了 请修", 1, person="p1")
     second = await place(index, "y", "锦绣小区的电梯坏了 请修", 1, person="p1")
     assert first == second and first.duplicate_of == "x"
+
+
+async def test_a_placement_cut_short_after_posting_gives_the_same_answer_and_posts_once(mongo_db):
+    client = AsyncMongoClient(mongo_db[0], tz_aware=True)
+    db = client[mongo_db[1]]
+    index = ClusterIndex(db, Comparer(("滦河镇",), ("石佛村",)), candidate_limit=2)
+    try:
+        await place(index, "a", "幸福路坑洼不平，希望重新铺设", 0, person="p1")
+        first = await place(index, "b", "建议把幸福路拓宽", 1, person="p2")
+        await db.classifier_fingerprints.delete_one({"_id": "b"})  # killed after posting, before storing its fingerprint
+        again = await place(index, "b", "建议把幸福路拓宽", 1, person="p2")
+        assert again == first == (first.__class__("a", None))
+        posting = await db.classifier_postings.find_one({"_id": "object:幸福路"})
+        assert posting["ids"] == ["a", "b"] and posting["size"] == 2  # posted once
+        late = await place(index, "c", "幸福路晚上没有路灯", 2, person="p3")  # the posting is full: not posted, still compared
+        assert late.cluster_id == "a"
+        assert (await db.classifier_postings.find_one({"_id": "object:幸福路"}))["ids"] == ["a", "b"]
+    finally:
+        await client.close()

@@ -3,12 +3,14 @@ person, a named object, a village or the exact text, and joins the cluster of th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from pymongo import ASCENDING
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from minsheng_classifier.similarity import Comparer, Fingerprint
@@ -21,18 +23,38 @@ class Placement:
     duplicate_of: str | None
 
 
-class ClusterIndex:
-    """The classifier's own collection of fingerprints (compacted text, unit, village, person key, named objects)."""
+def posting_keys(fingerprint: Fingerprint, text_hash: str) -> list[str]:
+    """What two suggestions must share to be compared at all: the exact text, the person, a named object, the village."""
+    keys = [f"text:{text_hash}"]
+    if fingerprint.person:
+        keys.append(f"person:{fingerprint.person}")
+    keys += [f"object:{name}" for name in sorted(fingerprint.objects)]
+    if fingerprint.village:
+        keys.append(f"village:{fingerprint.unit or ''}|{fingerprint.village}")
+    return keys
 
-    def __init__(self, collection: AsyncCollection, comparer: Comparer, candidate_limit: int = 300) -> None:
-        self._fingerprints = collection
+
+class ClusterIndex:
+    """The classifier's fingerprints (compacted text, unit, village, person key, named objects), by suggestion id, and
+    its postings: for each thing suggestions can share, the earliest ones that share it, with their fingerprints.
+
+    Every read and write is by ``_id``: finding the candidates costs one read per shared thing, however many
+    suggestions the campaign has (a query on the fingerprints' fields would scan them all in FerretDB, which filters
+    only ``_id`` in SQLite). A posting keeps the first ``candidate_limit`` suggestions; later ones are still compared
+    with those, which is where the cluster's first members are.
+    """
+
+    def __init__(self, db: AsyncDatabase, comparer: Comparer, candidate_limit: int = 300) -> None:
+        self._fingerprints = db.classifier_fingerprints
+        self._postings = db.classifier_postings
         self.comparer = comparer
         self._limit = candidate_limit
+        # FerretDB rewrites a document without a transaction: appends to one posting run one after another here.
+        self._locks = [asyncio.Lock() for _ in range(64)]
 
     async def ensure_indexes(self) -> None:
-        for keys in ("text_hash", "person", "objects", "submitted_at"):
-            await self._fingerprints.create_index([(keys, ASCENDING)])
-        await self._fingerprints.create_index([("unit", ASCENDING), ("village", ASCENDING)])
+        """Nothing to index: fingerprints and postings are read by ``_id`` only."""
+        return None
 
     async def place(self, suggestion_id: str, fingerprint: Fingerprint, submitted_at: datetime) -> Placement:
         """Cluster and duplicate of a suggestion; the same suggestion always gets the same answer."""
@@ -40,48 +62,57 @@ class ClusterIndex:
         if known is not None:
             return Placement(known["cluster_id"], known.get("duplicate_of"))
         text_hash = hashlib.sha256(compact(fingerprint.text).encode()).hexdigest()
-        clauses: list[dict] = [{"text_hash": text_hash}]
-        if fingerprint.person:
-            clauses.append({"person": fingerprint.person})
-        if fingerprint.objects:
-            clauses.append({"objects": {"$in": sorted(fingerprint.objects)}})
-        if fingerprint.village:
-            clauses.append({"unit": fingerprint.unit, "village": fingerprint.village})
-        cursor = self._fingerprints.find({"$or": clauses}).sort([("submitted_at", ASCENDING), ("_id", ASCENDING)])
-        duplicate = same = None
-        async for doc in cursor.limit(self._limit):
-            earlier = self.comparer.fingerprint(
-                doc["text"], doc.get("unit"), doc.get("village"), doc.get("person"), doc.get("category")
-            )
-            verdict = self.comparer.relation(fingerprint, earlier)
-            if verdict == "duplicate":
-                duplicate = doc
-                break
-            if verdict == "same_thing" and same is None:
-                same = doc
-        if duplicate is not None:
-            placement = Placement(duplicate["cluster_id"], duplicate.get("duplicate_of") or duplicate["_id"])
-        elif same is not None:
-            placement = Placement(same["cluster_id"], None)
-        else:
-            placement = Placement(suggestion_id, None)
+        keys = posting_keys(fingerprint, text_hash)
+        candidates: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            posting = await self._postings.find_one({"_id": key})
+            for entry in (posting or {}).get("entries", []):
+                if entry["id"] != suggestion_id:  # itself, posted before a crash cut the placement short
+                    candidates[entry["id"]] = entry
+        placement = self._compare(suggestion_id, fingerprint, candidates.values())
+        entry = {
+            "id": suggestion_id,
+            "text": normalise(fingerprint.text),
+            "unit": fingerprint.unit,
+            "village": fingerprint.village,
+            "person": fingerprint.person,
+            "category": fingerprint.category,
+            "submitted_at": submitted_at,
+            "cluster_id": placement.cluster_id,
+            "duplicate_of": placement.duplicate_of,
+        }
+        for key in keys:  # posted before the fingerprint is stored: a stored fingerprint means the placement is complete
+            await self._post(key, entry)
         try:
-            await self._fingerprints.insert_one(
-                {
-                    "_id": suggestion_id,
-                    "text": normalise(fingerprint.text),
-                    "text_hash": text_hash,
-                    "unit": fingerprint.unit,
-                    "village": fingerprint.village,
-                    "person": fingerprint.person,
-                    "category": fingerprint.category,
-                    "objects": sorted(fingerprint.objects),
-                    "submitted_at": submitted_at,
-                    "cluster_id": placement.cluster_id,
-                    "duplicate_of": placement.duplicate_of,
-                }
-            )
+            await self._fingerprints.insert_one({"_id": suggestion_id, "text_hash": text_hash, **entry})
         except DuplicateKeyError:  # a redelivery raced us: the first answer stands
             known = await self._fingerprints.find_one({"_id": suggestion_id})
             return Placement(known["cluster_id"], known.get("duplicate_of"))
         return placement
+
+    def _compare(self, suggestion_id: str, fingerprint: Fingerprint, candidates: Any) -> Placement:
+        """The first earlier suggestion it duplicates, else the first about the same thing, else a cluster of its own."""
+        same = None
+        for entry in sorted(candidates, key=lambda e: (e["submitted_at"], e["id"]))[: self._limit]:
+            earlier = self.comparer.fingerprint(
+                entry["text"], entry.get("unit"), entry.get("village"), entry.get("person"), entry.get("category")
+            )
+            verdict = self.comparer.relation(fingerprint, earlier)
+            if verdict == "duplicate":
+                return Placement(entry["cluster_id"], entry.get("duplicate_of") or entry["id"])
+            if verdict == "same_thing" and same is None:
+                same = entry
+        return Placement(same["cluster_id"], None) if same is not None else Placement(suggestion_id, None)
+
+    async def _post(self, key: str, entry: dict[str, Any]) -> None:
+        # Once full, or once it holds this suggestion (a redelivery), the filter no longer matches and the upsert
+        # collides with the posting: nothing changes.
+        async with self._locks[zlib.crc32(key.encode()) % len(self._locks)]:
+            try:
+                await self._postings.update_one(
+                    {"_id": key, "size": {"$lt": self._limit}, "ids": {"$ne": entry["id"]}},
+                    {"$push": {"entries": entry, "ids": entry["id"]}, "$inc": {"size": 1}},
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                pass

@@ -12,9 +12,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from minsheng_core.batching import GroupCommit
 
 log = structlog.get_logger(__name__)
+_DUPLICATE_KEY = 11000
 LEASE_SECONDS = 120.0  # far longer than any write sequence, even queued behind a busy day of tallies
 
 
@@ -33,6 +36,25 @@ class StripedLocks:
         self._leases = leases
         self._scope = scope
         self._releasing: set[asyncio.Task[None]] = set()
+        # Claims and releases of concurrent handlers go to the database together: one command, not one each.
+        self._claims: GroupCommit[dict[str, Any], bool] = GroupCommit(self._insert_leases)
+        self._releases: GroupCommit[tuple[str, str], None] = GroupCommit(self._delete_leases)
+
+    async def _insert_leases(self, leases: list[dict[str, Any]]) -> list[bool]:
+        """Insert leases; for each, whether it was claimed (False: its key is held)."""
+        try:
+            await self._leases.insert_many(leases, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            held = {e["index"] for e in errors}
+            return [i not in held for i in range(len(leases))]
+        return [True] * len(leases)
+
+    async def _delete_leases(self, held: list[tuple[str, str]]) -> list[None]:
+        await self._leases.delete_many({"$or": [{"_id": key, "token": token} for key, token in held]})
+        return [None] * len(held)
 
     def __call__(self, key: str) -> AbstractAsyncContextManager[Any]:
         local = self._locks[zlib.crc32(key.encode()) % len(self._locks)]
@@ -49,7 +71,7 @@ class StripedLocks:
 
     async def _release(self, key: str, token: str) -> None:
         try:
-            await self._leases.delete_one({"_id": key, "token": token})
+            await self._releases.submit((key, token))
         except PyMongoError:
             # The database is away: keep trying once it is back, or every writer of this key (every tally of the
             # day) waits until the lease expires, long after the database returned.
@@ -75,18 +97,17 @@ class StripedLocks:
         token, delay = uuid.uuid4().hex, 0.002
         while True:
             try:
-                await self._leases.insert_one({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS})
-                return token
-            except PyMongoError as exc:
-                if not isinstance(exc, DuplicateKeyError):
-                    self._release_later(key, token)  # the insert may have gone through before the connection broke
-                    raise
-                held = await self._leases.find_one({"_id": key})
-                if held is not None and held["token"] == token:  # ours: the driver retried an insert that went through
+                if await self._claims.submit({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS}):
                     return token
-                if held is not None and held["until"] < time.time():  # its holder died: remove exactly that lease
-                    log.warning("lease_expired", lease=key)
-                    await self._leases.delete_one({"_id": key, "token": held["token"]})
-                    continue
+            except PyMongoError:
+                self._release_later(key, token)  # the insert may have gone through before the connection broke
+                raise
+            held = await self._leases.find_one({"_id": key})
+            if held is not None and held["token"] == token:  # ours: the driver retried an insert that went through
+                return token
+            if held is not None and held["until"] < time.time():  # its holder died: remove exactly that lease
+                log.warning("lease_expired", lease=key)
+                await self._leases.delete_one({"_id": key, "token": held["token"]})
+                continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)

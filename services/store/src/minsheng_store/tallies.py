@@ -30,6 +30,7 @@ import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from minsheng_core.batching import GroupCommit
 from minsheng_store.locks import StripedLocks
 
 log = structlog.get_logger(__name__)
@@ -92,6 +93,7 @@ class Tallies:
         self._zone = zone
         self._folder = StripedLocks(leases=db.store_locks, scope="tally-fold")
         self._recorded: OrderedDict[str, None] = OrderedDict()  # moves this process knows are recorded
+        self._recording: GroupCommit[dict[str, Any], None] = GroupCommit(self._insert_moves)
 
     async def ensure_indexes(self) -> None:
         """Nothing to index: every read is by ``_id`` or of a small collection."""
@@ -116,17 +118,19 @@ class Tallies:
 
     async def record(self, moves: list[dict[str, Any]]) -> None:
         """Record moves written into their suggestions; a move recorded before (a crash, a redelivery) stays once."""
-        if not moves:
-            return
+        await asyncio.gather(*(self._recording.submit(m) for m in moves))  # with concurrent handlers' moves: one command
+        for move in moves:
+            self._recorded[move["id"]] = None
+        while len(self._recorded) > 100_000:
+            self._recorded.popitem(last=False)
+
+    async def _insert_moves(self, moves: list[dict[str, Any]]) -> list[None]:
         try:
             await self._deltas.insert_many([{"_id": m["id"], "from": m["from"], "to": m["to"]} for m in moves], ordered=False)
         except BulkWriteError as exc:
             if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
-        for move in moves:
-            self._recorded[move["id"]] = None
-        while len(self._recorded) > 100_000:
-            self._recorded.popitem(last=False)
+        return [None] * len(moves)
 
     # -- folding -------------------------------------------------------------------------------------------------------
 
