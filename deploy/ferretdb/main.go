@@ -6,9 +6,12 @@ import (
 	"context"
 	"flag"
 	"log"
+	"net/http"
+	_ "net/http/pprof" // served only when -pprof is given
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -20,7 +23,11 @@ func main() {
 	// process being killed (the fault tests do that), only a power cut may lose the last ones. This store serves
 	// development, tests and benchmarks; production runs MongoDB with its journal. "full" syncs every commit.
 	sync := flag.String("sync", "normal", `SQLite synchronous mode: "normal" or "full"`)
+	pprof := flag.String("pprof", "", "address to serve Go's profiler on (benchmarks: where the database spends its time)")
 	flag.Parse()
+	if *pprof != "" {
+		go func() { log.Print(http.ListenAndServe(*pprof, nil)) }()
+	}
 
 	if *dir == "" {
 		log.Fatal("-data is required")
@@ -43,6 +50,8 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	go indexIDLookups(ctx, *dir, time.Second)
 
 	log.Printf("FerretDB listening on %s, data in %s", *addr, *dir)
 	f.Run(ctx)

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
+from minsheng_classifier import clusters
 from minsheng_classifier.clusters import ClusterIndex
 from minsheng_classifier.similarity import Comparer
 
@@ -50,10 +51,11 @@ async def test_a_redelivered_suggestion_gets_the_same_answer(index):
     assert first == second and first.duplicate_of == "x"
 
 
-async def test_a_placement_cut_short_after_posting_gives_the_same_answer_and_posts_once(mongo_db):
+async def test_a_placement_cut_short_after_posting_gives_the_same_answer_and_posts_once(mongo_db, monkeypatch):
+    monkeypatch.setitem(clusters._POSTING_CAPACITY, "object", 2)
     client = AsyncMongoClient(mongo_db[0], tz_aware=True)
     db = client[mongo_db[1]]
-    index = ClusterIndex(db, Comparer(("滦河镇",), ("石佛村",)), candidate_limit=2)
+    index = ClusterIndex(db, Comparer(("滦河镇",), ("石佛村",)))
     try:
         await place(index, "a", "幸福路坑洼不平，希望重新铺设", 0, person="p1")
         first = await place(index, "b", "建议把幸福路拓宽", 1, person="p2")

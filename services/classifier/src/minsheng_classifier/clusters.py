@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,14 +23,23 @@ class Placement:
     duplicate_of: str | None
 
 
-def posting_keys(fingerprint: Fingerprint, text_hash: str) -> list[str]:
-    """What two suggestions must share to be compared at all: the exact text, the person, a named object, the village."""
-    keys = [f"text:{text_hash}"]
+# What a posting keeps of each suggestion sharing its key, and of how many (the earliest). Two suggestions with the
+# same text are duplicates whatever else: the first is enough. A shared named object decides without the text; the
+# same person or the same village and category are compared on the text, so those keep its beginning.
+_POSTING_CAPACITY = {"text": 1, "person": 20, "object": 50, "village": 50}
+_WITH_TEXT = {"person", "village"}
+_TEXT_KEPT = 300  # characters of normalised text: what the comparison of two suggestions needs
+
+
+def posting_keys(fingerprint: Fingerprint, text_hash: str) -> list[tuple[str, str]]:
+    """(kind, key) of what two suggestions must share to be compared at all: the exact text, the person, a named
+    object, or the village together with the category (a match by place alone needs the same topic)."""
+    keys = [("text", f"text:{text_hash}")]
     if fingerprint.person:
-        keys.append(f"person:{fingerprint.person}")
-    keys += [f"object:{name}" for name in sorted(fingerprint.objects)]
+        keys.append(("person", f"person:{fingerprint.person}"))
+    keys += [("object", f"object:{name}") for name in sorted(fingerprint.objects)]
     if fingerprint.village:
-        keys.append(f"village:{fingerprint.unit or ''}|{fingerprint.village}")
+        keys.append(("village", f"village:{fingerprint.unit or ''}|{fingerprint.village}|{fingerprint.category or ''}"))
     return keys
 
 
@@ -38,17 +47,17 @@ class ClusterIndex:
     """The classifier's fingerprints (compacted text, unit, village, person key, named objects), by suggestion id, and
     its postings: for each thing suggestions can share, the earliest ones that share it, with their fingerprints.
 
-    Every read and write is by ``_id``: finding the candidates costs one read per shared thing, however many
-    suggestions the campaign has (a query on the fingerprints' fields would scan them all in FerretDB, which filters
-    only ``_id`` in SQLite). A posting keeps the first ``candidate_limit`` suggestions; later ones are still compared
-    with those, which is where the cluster's first members are.
+    Every read and write is by ``_id``: finding the candidates costs one read of a small document per shared thing,
+    however many suggestions the campaign has (a query on the fingerprints' fields would scan them all in FerretDB,
+    which filters only ``_id`` in SQLite, and a posting of hundreds of full texts costs tens of milliseconds to read).
+    A posting keeps the earliest suggestions up to its capacity; later ones are still compared with those, which is
+    where the cluster's first members are.
     """
 
-    def __init__(self, db: AsyncDatabase, comparer: Comparer, candidate_limit: int = 300) -> None:
+    def __init__(self, db: AsyncDatabase, comparer: Comparer) -> None:
         self._fingerprints = db.classifier_fingerprints
         self._postings = db.classifier_postings
         self.comparer = comparer
-        self._limit = candidate_limit
         # FerretDB rewrites a document without a transaction: appends to one posting run one after another here.
         self._locks = [asyncio.Lock() for _ in range(64)]
 
@@ -64,27 +73,36 @@ class ClusterIndex:
         text_hash = hashlib.sha256(compact(fingerprint.text).encode()).hexdigest()
         keys = posting_keys(fingerprint, text_hash)
         candidates: dict[str, dict[str, Any]] = {}
-        for key in keys:
-            posting = await self._postings.find_one({"_id": key})
-            for entry in (posting or {}).get("entries", []):
+        full: set[str] = set()
+        for kind, key in keys:
+            posting = await self._postings.find_one({"_id": key}) or {}
+            if posting.get("size", 0) >= _POSTING_CAPACITY[kind]:
+                full.add(key)
+            for entry in posting.get("entries", []):
                 if entry["id"] != suggestion_id:  # itself, posted before a crash cut the placement short
-                    candidates[entry["id"]] = entry
+                    merged = candidates.setdefault(entry["id"], entry)  # the same one by several keys: what each knows
+                    merged.update({k: v for k, v in entry.items() if v is not None})
+                    merged["exact"] = merged.get("exact", False) or kind == "text"
         placement = self._compare(suggestion_id, fingerprint, candidates.values())
         entry = {
             "id": suggestion_id,
-            "text": normalise(fingerprint.text),
             "unit": fingerprint.unit,
             "village": fingerprint.village,
             "person": fingerprint.person,
             "category": fingerprint.category,
+            "objects": sorted(fingerprint.objects),
             "submitted_at": submitted_at,
             "cluster_id": placement.cluster_id,
             "duplicate_of": placement.duplicate_of,
         }
-        for key in keys:  # posted before the fingerprint is stored: a stored fingerprint means the placement is complete
-            await self._post(key, entry)
+        text = normalise(fingerprint.text)
+        for kind, key in keys:  # posted before the fingerprint is stored: a stored fingerprint means the placement is complete
+            if key not in full:
+                await self._post(
+                    key, _POSTING_CAPACITY[kind], entry | ({"text": text[:_TEXT_KEPT]} if kind in _WITH_TEXT else {})
+                )
         try:
-            await self._fingerprints.insert_one({"_id": suggestion_id, "text_hash": text_hash, **entry})
+            await self._fingerprints.insert_one({"_id": suggestion_id, "text": text, "text_hash": text_hash, **entry})
         except DuplicateKeyError:  # a redelivery raced us: the first answer stands
             known = await self._fingerprints.find_one({"_id": suggestion_id})
             return Placement(known["cluster_id"], known.get("duplicate_of"))
@@ -93,26 +111,34 @@ class ClusterIndex:
     def _compare(self, suggestion_id: str, fingerprint: Fingerprint, candidates: Any) -> Placement:
         """The first earlier suggestion it duplicates, else the first about the same thing, else a cluster of its own."""
         same = None
-        for entry in sorted(candidates, key=lambda e: (e["submitted_at"], e["id"]))[: self._limit]:
-            earlier = self.comparer.fingerprint(
-                entry["text"], entry.get("unit"), entry.get("village"), entry.get("person"), entry.get("category")
-            )
-            verdict = self.comparer.relation(fingerprint, earlier)
+        for entry in sorted(candidates, key=lambda e: (e["submitted_at"], e["id"])):
+            if entry.get("exact"):  # the same text
+                verdict = "duplicate"
+            else:
+                earlier = self.comparer.fingerprint(
+                    entry.get("text", ""), entry.get("unit"), entry.get("village"), entry.get("person"), entry.get("category")
+                )
+                earlier = replace(earlier, objects=frozenset(entry.get("objects", ())))  # as found in its full text
+                verdict = self.comparer.relation(fingerprint, earlier)
             if verdict == "duplicate":
                 return Placement(entry["cluster_id"], entry.get("duplicate_of") or entry["id"])
             if verdict == "same_thing" and same is None:
                 same = entry
         return Placement(same["cluster_id"], None) if same is not None else Placement(suggestion_id, None)
 
-    async def _post(self, key: str, entry: dict[str, Any]) -> None:
-        # Once full, or once it holds this suggestion (a redelivery), the filter no longer matches and the upsert
-        # collides with the posting: nothing changes.
+    async def _post(self, key: str, capacity: int, entry: dict[str, Any]) -> None:
+        # Read and written by _id alone: FerretDB looks up only a bare {_id} filter by index and scans the collection
+        # for any other. Appends to one posting run one after another in this process (FerretDB rewrites a document
+        # without a transaction); a posting that is full or already holds this suggestion (a redelivery) stays as is.
         async with self._locks[zlib.crc32(key.encode()) % len(self._locks)]:
-            try:
+            posting = await self._postings.find_one({"_id": key}, {"ids": 1, "size": 1})
+            if posting is None:
+                try:
+                    await self._postings.insert_one({"_id": key, "entries": [entry], "ids": [entry["id"]], "size": 1})
+                    return
+                except DuplicateKeyError:  # another replica posted first
+                    posting = await self._postings.find_one({"_id": key}, {"ids": 1, "size": 1})
+            if posting["size"] < capacity and entry["id"] not in posting["ids"]:
                 await self._postings.update_one(
-                    {"_id": key, "size": {"$lt": self._limit}, "ids": {"$ne": entry["id"]}},
-                    {"$push": {"entries": entry, "ids": entry["id"]}, "$inc": {"size": 1}},
-                    upsert=True,
+                    {"_id": key}, {"$push": {"entries": entry, "ids": entry["id"]}, "$inc": {"size": 1}}
                 )
-            except DuplicateKeyError:
-                pass
