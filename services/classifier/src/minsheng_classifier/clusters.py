@@ -4,8 +4,10 @@ person, a named object, a village or the exact text, and joins the cluster of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -72,41 +74,47 @@ class ClusterIndex:
             return Placement(known["cluster_id"], known.get("duplicate_of"))
         text_hash = hashlib.sha256(compact(fingerprint.text).encode()).hexdigest()
         keys = posting_keys(fingerprint, text_hash)
-        candidates: dict[str, dict[str, Any]] = {}
-        full: set[str] = set()
-        for kind, key in keys:
-            posting = await self._postings.find_one({"_id": key}) or {}
-            if posting.get("size", 0) >= _POSTING_CAPACITY[kind]:
-                full.add(key)
-            for entry in posting.get("entries", []):
-                if entry["id"] != suggestion_id:  # itself, posted before a crash cut the placement short
-                    merged = candidates.setdefault(entry["id"], entry)  # the same one by several keys: what each knows
-                    merged.update({k: v for k, v in entry.items() if v is not None})
-                    merged["exact"] = merged.get("exact", False) or kind == "text"
-        placement = self._compare(suggestion_id, fingerprint, candidates.values())
-        entry = {
-            "id": suggestion_id,
-            "unit": fingerprint.unit,
-            "village": fingerprint.village,
-            "person": fingerprint.person,
-            "category": fingerprint.category,
-            "objects": sorted(fingerprint.objects),
-            "submitted_at": submitted_at,
-            "cluster_id": placement.cluster_id,
-            "duplicate_of": placement.duplicate_of,
-        }
-        text = normalise(fingerprint.text)
-        for kind, key in keys:  # posted before the fingerprint is stored: a stored fingerprint means the placement is complete
-            if key not in full:
-                await self._post(
-                    key, _POSTING_CAPACITY[kind], entry | ({"text": text[:_TEXT_KEPT]} if kind in _WITH_TEXT else {})
-                )
+        # Its postings stay locked from reading to posting: two suggestions about one thing placed at once in this
+        # process see each other, and each posting is read once.
+        async with self._locked([key for _, key in keys]):
+            postings = {key: await self._postings.find_one({"_id": key}) for _, key in keys}
+            candidates: dict[str, dict[str, Any]] = {}
+            for kind, key in keys:
+                for entry in (postings[key] or {}).get("entries", []):
+                    if entry["id"] != suggestion_id:  # itself, posted before a crash cut the placement short
+                        merged = candidates.setdefault(entry["id"], entry)  # found by several keys: what each knows
+                        merged.update({k: v for k, v in entry.items() if v is not None})
+                        merged["exact"] = merged.get("exact", False) or kind == "text"
+            placement = self._compare(suggestion_id, fingerprint, candidates.values())
+            entry = {
+                "id": suggestion_id,
+                "unit": fingerprint.unit,
+                "village": fingerprint.village,
+                "person": fingerprint.person,
+                "category": fingerprint.category,
+                "objects": sorted(fingerprint.objects),
+                "submitted_at": submitted_at,
+                "cluster_id": placement.cluster_id,
+                "duplicate_of": placement.duplicate_of,
+            }
+            text = normalise(fingerprint.text)
+            for kind, key in keys:  # posted before the fingerprint is stored: a stored fingerprint means it is complete
+                posted = entry | ({"text": text[:_TEXT_KEPT]} if kind in _WITH_TEXT else {})
+                await self._post(key, _POSTING_CAPACITY[kind], posted, postings[key])
         try:
             await self._fingerprints.insert_one({"_id": suggestion_id, "text": text, "text_hash": text_hash, **entry})
         except DuplicateKeyError:  # a redelivery raced us: the first answer stands
             known = await self._fingerprints.find_one({"_id": suggestion_id})
             return Placement(known["cluster_id"], known.get("duplicate_of"))
         return placement
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, keys: list[str]) -> AsyncIterator[None]:
+        """The locks of these postings, taken in one order so that two placements never wait for each other."""
+        async with contextlib.AsyncExitStack() as stack:
+            for stripe in sorted({zlib.crc32(key.encode()) % len(self._locks) for key in keys}):
+                await stack.enter_async_context(self._locks[stripe])
+            yield
 
     def _compare(self, suggestion_id: str, fingerprint: Fingerprint, candidates: Any) -> Placement:
         """The first earlier suggestion it duplicates, else the first about the same thing, else a cluster of its own."""
@@ -126,19 +134,15 @@ class ClusterIndex:
                 same = entry
         return Placement(same["cluster_id"], None) if same is not None else Placement(suggestion_id, None)
 
-    async def _post(self, key: str, capacity: int, entry: dict[str, Any]) -> None:
-        # Read and written by _id alone: FerretDB looks up only a bare {_id} filter by index and scans the collection
-        # for any other. Appends to one posting run one after another in this process (FerretDB rewrites a document
-        # without a transaction); a posting that is full or already holds this suggestion (a redelivery) stays as is.
-        async with self._locks[zlib.crc32(key.encode()) % len(self._locks)]:
-            posting = await self._postings.find_one({"_id": key}, {"ids": 1, "size": 1})
-            if posting is None:
-                try:
-                    await self._postings.insert_one({"_id": key, "entries": [entry], "ids": [entry["id"]], "size": 1})
-                    return
-                except DuplicateKeyError:  # another replica posted first
-                    posting = await self._postings.find_one({"_id": key}, {"ids": 1, "size": 1})
-            if posting["size"] < capacity and entry["id"] not in posting["ids"]:
-                await self._postings.update_one(
-                    {"_id": key}, {"$push": {"entries": entry, "ids": entry["id"]}, "$inc": {"size": 1}}
-                )
+    async def _post(self, key: str, capacity: int, entry: dict[str, Any], posting: dict[str, Any] | None) -> None:
+        # With the posting's lock held and the posting as read under it (FerretDB rewrites a document without a
+        # transaction). Written by _id alone: FerretDB looks up only a bare {_id} filter by index and scans the
+        # collection for any other. A posting that is full or already holds this suggestion (a redelivery) stays as is.
+        if posting is None:
+            try:
+                await self._postings.insert_one({"_id": key, "entries": [entry], "ids": [entry["id"]], "size": 1})
+                return
+            except DuplicateKeyError:  # another replica posted first
+                posting = await self._postings.find_one({"_id": key}, {"ids": 1, "size": 1})
+        if posting["size"] < capacity and entry["id"] not in posting["ids"]:
+            await self._postings.update_one({"_id": key}, {"$push": {"entries": entry, "ids": entry["id"]}, "$inc": {"size": 1}})

@@ -2,9 +2,9 @@
 "stacked": a linear SVM with separate title features, an NB-SVM and a cosine nearest-neighbour voter, combined by
 a logistic regression on their out-of-fold scores (calibrated by construction); minutes to train on 7,000 texts.
 "fast": one calibrated linear SVM over body and title n-grams computed with numpy (ngrams.py), several times faster
-at predicting than the other two. "blend": the fast recipe's features with a LinearSVC and an NB-SVM stacked by a
-logistic regression; the best on the TipDM benchmark at still more than the baseline's throughput, weaker than
-"linear" on the campaign's held-out set."""
+at predicting than the other two. "blend": the fast recipe's features with a LinearSVC, an NB-SVM and a Complement
+naive Bayes stacked by a logistic regression; the best on the TipDM benchmark at still more than the baseline's
+throughput, weaker than "linear" on the campaign's held-out set."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sklearn.ensemble import StackingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
@@ -256,21 +257,33 @@ def fast(seed: int = 0) -> Pipeline:
 
 
 def blend(seed: int = 0) -> Pipeline:
-    """The fast recipe's features; a LinearSVC and an NB-SVM on the same matrix, combined by a logistic regression."""
+    """The fast recipe's features; LinearSVC, NB-SVM and Complement NB on one matrix, combined by a logistic regression."""
     # Chosen by 5-fold cross-validation on the TipDM train split (identical texts in one fold): the learnt combination
     # of the two linear models beat the SVM alone by 0.004 macro-F1 and any fixed average of them; a kNN voter added
     # nothing more and costs a product with every training row at prediction time.
+    # Revisited by 5-fold CV on the train split only, near-duplicates (word tf-idf cosine >= 0.8) kept in one fold,
+    # combiner scored by a second grouped CV on the out-of-fold scores, two fold seeds (macro-F1 seed 0 / seed 1):
+    # SVM+NB-SVM 0.9293 / 0.9275; + Complement NB (alpha 0.3, its probabilities) 0.9311 / 0.9289, the best of:
+    # + SGD(modified_huber) 0.9302, + both 0.9301, class_weight="balanced" SVM 0.9300, SVM C 0.5/2 and NB-SVM
+    # C 0.05/0.3 within 0.0006, combiner C 0.03/0.3 no better. With SVM+CNB as the probe, no feature change helped:
+    # base 0.9282, min_df=2 0.9277, char 1-4-grams 0.9275, word 1-3-grams 0.9270, no sublinear tf 0.9253, title
+    # weight 1.0 0.9246, no title block 0.9154. Complement NB costs a second of training and one sparse product.
     combiner = Pipeline(
         [
-            ("standardise", FunctionTransformer(_standardise_blocks, kw_args={"n_models": 2})),
+            ("standardise", FunctionTransformer(_standardise_blocks, kw_args={"n_models": 3})),
             ("lr", LogisticRegression(C=0.1, max_iter=2000)),
         ]
     )
     stack = StackingClassifier(
-        [("svm", LinearSVC(C=1.0, random_state=seed)), ("nbsvm", NBSVM(C=0.1, random_state=seed))],
+        [
+            ("svm", LinearSVC(C=1.0, random_state=seed)),
+            ("nbsvm", NBSVM(C=0.1, random_state=seed)),
+            ("cnb", ComplementNB(alpha=0.3)),
+        ],
         final_estimator=combiner,
         cv=DedupStratifiedKFold(5, random_state=seed),
-        stack_method="decision_function",
+        # "auto": the margins of the SVM and NB-SVM, the probabilities of naive Bayes (as cross-validated).
+        stack_method="auto",
     )
     return Pipeline(
         [("prepare", FunctionTransformer(bodies_and_titles)), ("features", _body_and_title_features()), ("classifier", stack)]

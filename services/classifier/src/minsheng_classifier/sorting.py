@@ -9,6 +9,7 @@ from minsheng_classifier.clusters import ClusterIndex
 from minsheng_classifier.model import Prediction, TextClassifier
 from minsheng_classifier.routing import resolve_unit
 from minsheng_classifier.text import has_content, normalise
+from minsheng_core.batching import GroupCommit
 from minsheng_core.bus import InvalidMessage, Publisher
 from minsheng_core.campaign import Campaign
 from minsheng_core.events import AnyEvent, Classification, SuggestionClassified, SuggestionReceived, full_text, utc_now
@@ -36,6 +37,9 @@ class Sorter:
         self.review_threshold = review_threshold
         self.index = index
         self._person_secret = person_secret
+        # The texts of concurrent handlers go to the model together: most of a one-text prediction is scikit-learn's
+        # per-call overhead, paid once per batch this way.
+        self._predictions: GroupCommit[str, tuple[Prediction, str]] = GroupCommit(self._predict_batch, max_batch=64)
         self.use(model)
 
     def use(self, model: TextClassifier) -> None:
@@ -47,10 +51,13 @@ class Sorter:
 
     async def predict(self, text: str) -> tuple[Prediction, str]:
         """Category and the version of the model that gave it; off the event loop, the model is CPU-bound."""
-        model = self.model
         if not has_content(normalise(text)):
-            return NOTHING_TO_CLASSIFY, model.version
-        return (await asyncio.to_thread(model.predict, [text]))[0], model.version
+            return NOTHING_TO_CLASSIFY, self.model.version
+        return await self._predictions.submit(text)
+
+    async def _predict_batch(self, texts: list[str]) -> list[tuple[Prediction, str]]:
+        model = self.model  # a batch is classified by one model, even if another is loaded meanwhile
+        return [(prediction, model.version) for prediction in await asyncio.to_thread(model.predict, texts)]
 
     def classification(
         self, prediction: Prediction, model_version: str, unfinished: bool = False, **extra: object
