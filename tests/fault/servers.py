@@ -200,6 +200,13 @@ class Ferret:
         _stop(self._process, signal.SIGTERM, timeout)
         _wait(lambda: not port_open(self.port), 10, "private FerretDB stop")
 
+    def pause(self) -> None:
+        """Freeze the database (SIGSTOP): every write in flight waits, connections stay open."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
+
 
 @dataclass
 class Service:

@@ -127,8 +127,14 @@ async def test_store_killed_mid_batch_and_restarted(fault_system: FaultSystem, f
             queue = await asyncio.to_thread(system.rabbit.queue, system.vhost, "minsheng.store")
             return queue.get("messages_unacknowledged", 0)
 
-        in_hand["unacked"] = await eventually(busy, timeout=60, interval=0.1)
-        store.kill()
+        # The store takes a delivery in a few milliseconds: the database is frozen for a moment so that the kill
+        # lands with deliveries in hand and writes cut in the middle (some done, some sent, some not yet).
+        system.ferret.pause()
+        try:
+            in_hand["unacked"] = await eventually(busy, timeout=60, interval=0.1)
+            store.kill()
+        finally:
+            system.ferret.resume()
 
     began, _, _, back = await stream_through(stream, kill_mid_batch, lambda: system.restart("store"))
     # The killed process cannot release its write leases: its successor waits until they expire.

@@ -275,3 +275,16 @@ async def test_folding_keeps_the_totals_and_a_fold_cut_short_is_finished_once(re
     day = await db.daily_tallies.find_one({"_id": "2019-10-20"})
     assert {tuple(cell.split("|")): n for cell, n in day["counts"].items() if n} == expected
     assert not day.get("folds")
+
+
+async def test_a_move_folded_is_never_recorded_again_by_another_replica(repo, mongo_db):
+    repository, db = repo
+    other = SuggestionRepository(db, vault=VAULT)  # a second store replica: it did not record the first one's moves
+    await repository.apply_received(received("s-1"))
+    assert await repository.tallies.fold() == 1
+    doc = await db.suggestions.find_one({"_id": "s-1"})
+    assert not doc.get("tally_moves")  # folded: taken out of the suggestion
+    await other.apply_classified(classified("s-1", "housing"))
+    await other.apply_received(received("s-1"))  # a redelivery on the other replica
+    await other.tallies.fold()
+    assert await tallied(repository) == await direct_counts(db) == {("unassigned", "housing", "web"): 1}

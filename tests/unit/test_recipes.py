@@ -101,7 +101,7 @@ def test_blend_recipe_is_reproducible_with_a_seed_and_its_probabilities_rank_lik
     first, second = build_pipeline("blend", seed=7).fit(texts, labels), build_pipeline("blend", seed=7).fit(texts, labels)
     np.testing.assert_array_equal(first.predict_proba(queries), second.predict_proba(queries))
     assert list(first.predict(queries)) == list(first.classes_[first.predict_proba(queries).argmax(1)])
-    assert set(first.named_steps["classifier"].named_estimators_) == {"svm", "nbsvm"}
+    assert set(first.named_steps["classifier"].named_estimators_) == {"svm", "nbsvm", "cnb"}
 
 
 def test_nbsvm_folds_its_ratios_into_one_weight_matrix():

@@ -40,15 +40,22 @@ def load_split(path: Path) -> tuple[list[str], list[str], list[str], list[str]]:
     return train_x, train_y, test_x, test_y
 
 
+_TIMED_PREDICTIONS = 3
+
+
 def _run(name: str, pipeline: Pipeline, data: tuple[list[str], list[str], list[str], list[str]]) -> Run:
     train_x, train_y, test_x, test_y = data
     started = time.perf_counter()
     pipeline.fit(train_x, train_y)
     trained = time.perf_counter() - started
-    started = time.perf_counter()
-    predicted = list(pipeline.predict(test_x))
-    throughput = len(test_x) / (time.perf_counter() - started)
-    return Run(name, score_categories(test_y, predicted), trained, throughput)
+    # The fastest of a few identical passes, for the baseline and ours alike: one pass on a shared machine measured
+    # the neighbours' load and the first touch of freshly fitted arrays as much as the model.
+    seconds = []
+    for _ in range(_TIMED_PREDICTIONS):
+        started = time.perf_counter()
+        predicted = list(pipeline.predict(test_x))
+        seconds.append(time.perf_counter() - started)
+    return Run(name, score_categories(test_y, predicted), trained, len(test_x) / min(seconds))
 
 
 def run_benchmark(path: Path = TIPDM, recipes: tuple[str, ...] = RECIPES) -> list[Run]:

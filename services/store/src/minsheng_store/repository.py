@@ -96,7 +96,7 @@ class SuggestionRepository:
         self._personal = db.personal_data
         self._vault = vault  # seals contact data; without one, a suggestion that carries contact data is refused
         self._lock = StripedLocks(leases=db.store_locks, scope="suggestion")  # one writer per suggestion, all replicas
-        self.tallies = Tallies(db, zone or ZoneInfo("Asia/Shanghai"))
+        self.tallies = Tallies(db, zone or ZoneInfo("Asia/Shanghai"), self._lock)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the writes and staff queries rely on; idempotent."""

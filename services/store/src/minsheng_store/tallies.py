@@ -5,12 +5,13 @@ When a change moves it, the store writes the move into the suggestion document i
 (``tally_moves``, with ``tallied`` already at the new place) and then records it as a document of its own in
 ``tally_deltas`` (an insert on the move's id: recording twice is recording once). A folder, one at a time over every
 store replica, adds the recorded moves into one document per day (``daily_tallies``, counts by
-"unit|category|channel") and removes them. So the write path of a suggestion costs one insert, never a wait for a
+"unit|category|channel") and removes them, from the suggestions too (under each suggestion's lock). So the write path of a suggestion costs one insert, never a wait for a
 day document every other writer also wants, and a report reads the day documents of its window plus the few moves
 not yet folded (FerretDB filters only by ``_id`` in SQLite; both collections stay small).
 
-Crash safety: a move written into the suggestion but not yet recorded is recorded by the next change of that suggestion
-(a redelivery at the latest, since the event is acknowledged only afterwards). A fold is written down first
+Crash safety: a move stays in its suggestion until it is folded, and the next change of the suggestion records again
+every move there it did not record itself (a redelivery at the latest, since the event is acknowledged only
+afterwards): once if it never was, a no-op while the first record waits to be folded. A fold is written down first
 (``tally_folds``) and each day document carries the fold's mark until the fold is finished, so a fold cut short is
 finished by the next one and never applied twice; readers see the same totals before, during and after a fold.
 ``rebuild`` recounts from scratch (to check, or after losing the day documents); ``load`` writes known totals.
@@ -84,7 +85,7 @@ def _add_move(days: dict[str, dict[str, int]], move: dict[str, Any], skip: set[s
 class Tallies:
     """The day documents, the moves not folded into them yet, and the folder that moves the ones into the others."""
 
-    def __init__(self, db: AsyncDatabase, zone: ZoneInfo) -> None:
+    def __init__(self, db: AsyncDatabase, zone: ZoneInfo, suggestion_lock: StripedLocks | None = None) -> None:
         self._days = db.daily_tallies
         self._deltas = db.tally_deltas
         self._folds = db.tally_folds
@@ -92,6 +93,9 @@ class Tallies:
         self._suggestions = db.suggestions
         self._zone = zone
         self._folder = StripedLocks(leases=db.store_locks, scope="tally-fold")
+        # The lock the store's writers hold on a suggestion: the folder takes it to remove a folded move from the
+        # suggestion, so that no writer with an older view of the suggestion records that move a second time.
+        self._suggestion_lock = suggestion_lock or StripedLocks(leases=db.store_locks, scope="suggestion")
         self._recorded: OrderedDict[str, None] = OrderedDict()  # moves this process knows are recorded
         self._recording: GroupCommit[dict[str, Any], None] = GroupCommit(self._insert_moves)
 
@@ -104,17 +108,20 @@ class Tallies:
     def plan(self, before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
         """Put the move this change makes (if any) into `after`, with the moves still unrecorded; return those to record
         once `after` is written."""
-        waiting = [m for m in (before or {}).get("tally_moves", []) if m["id"] not in self._recorded]
+        # A move stays in its suggestion until the folder has added it into the day documents (and removes it there).
+        # One this process recorded can go at once; any other is recorded again: once if it never was, while a copy
+        # waits to be folded the insert collides with it, and once folded it is no longer in the suggestion.
+        waiting = {i: m for i, m in (before or {}).get("tally_moves", {}).items() if i not in self._recorded}
         now = key_of(after, self._zone)
         where, to = after.get("tallied"), now.as_dict() if now else None
         if to != where:
-            waiting.append({"id": uuid.uuid4().hex, "from": where, "to": to})
+            waiting[uuid.uuid4().hex] = {"from": where, "to": to}
             after["tallied"] = to
         if waiting:
             after["tally_moves"] = waiting
         else:
             after.pop("tally_moves", None)
-        return waiting
+        return [{"id": i, "suggestion": after["_id"], **m} for i, m in waiting.items()]
 
     async def record(self, moves: list[dict[str, Any]]) -> None:
         """Record moves written into their suggestions; a move recorded before (a crash, a redelivery) stays once."""
@@ -126,7 +133,9 @@ class Tallies:
 
     async def _insert_moves(self, moves: list[dict[str, Any]]) -> list[None]:
         try:
-            await self._deltas.insert_many([{"_id": m["id"], "from": m["from"], "to": m["to"]} for m in moves], ordered=False)
+            await self._deltas.insert_many(
+                [{"_id": m["id"], "suggestion": m["suggestion"], "from": m["from"], "to": m["to"]} for m in moves], ordered=False
+            )
         except BulkWriteError as exc:
             if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
@@ -145,7 +154,12 @@ class Tallies:
             days: dict[str, dict[str, int]] = {}
             for move in deltas:
                 _add_move(days, move)
-            journal = {"_id": uuid.uuid4().hex, "days": days, "deltas": [d["_id"] for d in deltas]}
+            journal = {
+                "_id": uuid.uuid4().hex,
+                "days": days,
+                "deltas": [d["_id"] for d in deltas],
+                "suggestions": [d.get("suggestion") for d in deltas],
+            }
             await self._meta.update_one({"_id": "fold"}, {"$inc": {"generation": 1}}, upsert=True)
             await self._folds.insert_one(journal)
             await self._finish(journal)
@@ -164,6 +178,14 @@ class Tallies:
             except DuplicateKeyError:
                 pass
         ids = journal["deltas"]
+        limit = asyncio.Semaphore(32)  # enough in flight for the suggestions' lock claims to go together
+
+        async def forget(move: str, suggestion: str | None) -> None:
+            if suggestion is not None:
+                async with limit, self._suggestion_lock(suggestion):
+                    await self._suggestions.update_one({"_id": suggestion}, {"$unset": {f"tally_moves.{move}": ""}})
+
+        await asyncio.gather(*(forget(m, sid) for m, sid in zip(ids, journal.get("suggestions", []), strict=False)))
         for first in range(0, len(ids), 100):  # FerretDB: keep each multi-document command small
             await self._deltas.delete_many({"_id": {"$in": ids[first : first + 100]}})
         await self._folds.delete_one({"_id": fold})
