@@ -5,9 +5,9 @@ When a change moves it, the store writes the move into the suggestion document i
 (``tally_moves``, with ``tallied`` already at the new place) and then records it as a document of its own in
 ``tally_deltas`` (an insert on the move's id: recording twice is recording once). A folder, one at a time over every
 store replica, adds the recorded moves into one document per day (``daily_tallies``, counts by
-"unit|category|channel") and removes them, from the suggestions too (under each suggestion's lock). So the write path of a suggestion costs one insert, never a wait for a
-day document every other writer also wants, and a report reads the day documents of its window plus the few moves
-not yet folded (FerretDB filters only by ``_id`` in SQLite; both collections stay small).
+"unit|category|channel") and removes them, from the suggestions too (under each suggestion's lock). So the write path
+of a suggestion costs one insert, never a wait for a day document every other writer also wants, and a report reads
+the day documents of its window plus the few moves not yet folded (both collections stay small).
 
 Crash safety: a move stays in its suggestion until it is folded, and the next change of the suggestion records again
 every move there it did not record itself (a redelivery at the latest, since the event is acknowledged only
