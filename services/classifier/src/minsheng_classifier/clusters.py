@@ -8,14 +8,14 @@ import contextlib
 import hashlib
 import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from minsheng_classifier.similarity import Comparer, Fingerprint
+from minsheng_classifier.similarity import Comparer, Fingerprint, bigrams
 from minsheng_classifier.text import compact, normalise
 
 
@@ -123,10 +123,11 @@ class ClusterIndex:
             if entry.get("exact"):  # the same text
                 verdict = "duplicate"
             else:
-                earlier = self.comparer.fingerprint(
-                    entry.get("text", ""), entry.get("unit"), entry.get("village"), entry.get("person"), entry.get("category")
-                )
-                earlier = replace(earlier, objects=frozenset(entry.get("objects", ())))  # as found in its full text
+                text = entry.get("text", "")  # its named objects as found in its full text: not searched again
+                earlier = Fingerprint(
+                    text, entry.get("unit"), entry.get("village"), entry.get("person"), entry.get("category"),
+                    bigrams(text), frozenset(entry.get("objects", ())),
+                )  # fmt: skip
                 verdict = self.comparer.relation(fingerprint, earlier)
             if verdict == "duplicate":
                 return Placement(entry["cluster_id"], entry.get("duplicate_of") or entry["id"])
