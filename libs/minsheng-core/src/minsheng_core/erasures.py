@@ -42,6 +42,12 @@ async def is_erased(db: AsyncDatabase, suggestion_id: str) -> bool:
     return await db[COLLECTION].find_one({"_id": suggestion_id}, {"_id": 1}) is not None
 
 
+async def erased_among(db: AsyncDatabase, suggestion_ids: list[str]) -> set[str]:
+    """Which of these suggestions were erased: one query for many (the tombstones are few, one per request)."""
+    found = await db[COLLECTION].find({"_id": {"$in": suggestion_ids}}, {"_id": 1}).to_list(None)
+    return {doc["_id"] for doc in found}
+
+
 async def erased_since(db: AsyncDatabase, since: datetime, limit: int = 500) -> list[tuple[str, datetime]]:
     """Suggestions erased at or after ``since``, oldest first: (suggestion id, time of erasure)."""
     cursor = db[COLLECTION].find({"erased_at": {"$gte": since}}, {"erased_at": 1}).sort("erased_at", ASCENDING).limit(limit)

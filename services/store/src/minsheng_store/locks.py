@@ -12,12 +12,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo import InsertOne
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from minsheng_core.batching import GroupCommit
+from minsheng_core.batching import BulkWrites, GroupCommit
 
 log = structlog.get_logger(__name__)
-_DUPLICATE_KEY = 11000
 LEASE_SECONDS = 120.0  # far longer than any write sequence, even queued behind a busy day of tallies
 
 
@@ -37,20 +37,8 @@ class StripedLocks:
         self._scope = scope
         self._releasing: set[asyncio.Task[None]] = set()
         # Claims and releases of concurrent handlers go to the database together: one command, not one each.
-        self._claims: GroupCommit[dict[str, Any], bool] = GroupCommit(self._insert_leases)
+        self._claims = BulkWrites(leases) if leases is not None else None
         self._releases: GroupCommit[tuple[str, str], None] = GroupCommit(self._delete_leases)
-
-    async def _insert_leases(self, leases: list[dict[str, Any]]) -> list[bool]:
-        """Insert leases; for each, whether it was claimed (False: its key is held)."""
-        try:
-            await self._leases.insert_many(leases, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-                raise
-            held = {e["index"] for e in errors}
-            return [i not in held for i in range(len(leases))]
-        return [True] * len(leases)
 
     async def _delete_leases(self, held: list[tuple[str, str]]) -> list[None]:
         await self._leases.delete_many({"$or": [{"_id": key, "token": token} for key, token in held]})
@@ -97,8 +85,10 @@ class StripedLocks:
         token, delay = uuid.uuid4().hex, 0.002
         while True:
             try:
-                if await self._claims.submit({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS}):
-                    return token
+                await self._claims(InsertOne({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS}))
+                return token
+            except DuplicateKeyError:  # held: by whom, and for how long, is read below
+                pass
             except PyMongoError:
                 self._release_later(key, token)  # the insert may have gone through before the connection broke
                 raise

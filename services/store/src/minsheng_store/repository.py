@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from minsheng_core import erasures
+from minsheng_core.batching import BulkWrites, GroupCommit
 from minsheng_core.events import (
     Attachment,
     Decision,
@@ -96,7 +98,11 @@ class SuggestionRepository:
         self._personal = db.personal_data
         self._vault = vault  # seals contact data; without one, a suggestion that carries contact data is refused
         self._lock = StripedLocks(leases=db.store_locks, scope="suggestion")  # one writer per suggestion, all replicas
-        self.tallies = Tallies(db, zone or ZoneInfo("Asia/Shanghai"), self._lock)
+        # The writes, look-ups of tombstones and sealed contacts of concurrent handlers go as one command each.
+        self._writes = BulkWrites(self._suggestions)
+        self._personal_writes = BulkWrites(self._personal)
+        self._erased: GroupCommit[str, bool] = GroupCommit(self._erased_among)
+        self.tallies = Tallies(db, zone or ZoneInfo("Asia/Shanghai"), self._lock, self._writes)
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the writes and staff queries rely on; idempotent."""
@@ -117,16 +123,23 @@ class SuggestionRepository:
         """Write the suggestion's content; a redelivery sets the same values again."""
         async with self._lock(event.suggestion_id):
             # Erased on request (tombstone): a redelivery brings back neither the contact nor a number typed in the text.
-            erased = await erasures.is_erased(self._db, event.suggestion_id)
+            erased = await self._erased.submit(event.suggestion_id)
             personal = event.personal.model_dump(exclude_none=True)
             if personal and not erased:
                 if self._vault is None:
                     raise RuntimeError("contact data arrived but the repository has no vault to seal it")
                 sealed = sealed_fields(self._vault, personal)  # nothing in clear: sealed values and look-up hashes
-                await self._personal.update_one(
-                    {"_id": event.suggestion_id}, {"$set": {**sealed, "updated_at": datetime.now(UTC)}}, upsert=True
+                await self._personal_writes(
+                    UpdateOne({"_id": event.suggestion_id}, {"$set": {**sealed, "updated_at": datetime.now(UTC)}}, upsert=True)
                 )
-            await self._change(event.suggestion_id, lambda doc: received(doc, event, erased))
+            try:  # the content usually comes first: inserted without reading, the rare collision is read and merged
+                await self._change(event.suggestion_id, lambda doc: received(doc, event, erased), known_new=True)
+            except DuplicateKeyError:
+                await self._change(event.suggestion_id, lambda doc: received(doc, event, erased))
+
+    async def _erased_among(self, suggestion_ids: list[str]) -> list[bool]:
+        erased = await erasures.erased_among(self._db, suggestion_ids)
+        return [sid in erased for sid in suggestion_ids]
 
     async def apply_classified(self, event: SuggestionClassified) -> None:
         """Record a classification unless a newer one is already there; works before the suggestion exists."""
@@ -154,17 +167,20 @@ class SuggestionRepository:
         async with self._lock(event.suggestion_id):
             await self._change(event.suggestion_id, lambda doc: notified(touched(doc), event.body))
 
-    async def _change(self, suggestion_id: str, change: Callable[[dict[str, Any]], None], create: bool = True) -> None:
+    async def _change(
+        self, suggestion_id: str, change: Callable[[dict[str, Any]], None], create: bool = True, known_new: bool = False
+    ) -> None:
         """Read the suggestion, change it in memory, write back what changed and record the tally move it makes:
-        one read and one write per event, which the suggestion's lock (held by the caller) keeps from interleaving."""
-        before = await self._suggestions.find_one({"_id": suggestion_id})
+        one read and one write per event, which the suggestion's lock (held by the caller) keeps from interleaving.
+        ``known_new``: assume there is none yet and insert it without reading (DuplicateKeyError if there was)."""
+        before = None if known_new else await self._suggestions.find_one({"_id": suggestion_id})
         if before is None and not create:
             return
         after = copy.deepcopy(before) if before is not None else {"_id": suggestion_id}
         change(after)
         moves = self.tallies.plan(before, after)
         if before is None:
-            await self._suggestions.insert_one(after)
+            await self._writes(InsertOne(after))
         else:
             update: dict[str, Any] = {}
             if changed := {k: v for k, v in after.items() if k != "_id" and (k not in before or before[k] != v)}:
@@ -172,7 +188,7 @@ class SuggestionRepository:
             if removed := {k: "" for k in before if k not in after}:
                 update["$unset"] = removed
             if update:
-                await self._suggestions.update_one({"_id": suggestion_id}, update)
+                await self._writes(UpdateOne({"_id": suggestion_id}, update))
         await self.tallies.record(moves)
 
     async def erase_personal_data(self, suggestion_id: str, erased_by: str) -> PersonalDataErased:

@@ -28,17 +28,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from minsheng_core.batching import GroupCommit
+from minsheng_core.batching import BulkWrites
 from minsheng_store.locks import StripedLocks
 
 log = structlog.get_logger(__name__)
 UNCLASSIFIED = "unclassified"
 UNASSIGNED = "unassigned"
 FOLD_BATCH = 2000  # moves per fold: one journal document lists their ids
-_DUPLICATE_KEY = 11000
 _READ_ATTEMPTS = 50  # a report that keeps meeting folds in flight settles for the last consistent read it could make
 
 
@@ -85,7 +85,13 @@ def _add_move(days: dict[str, dict[str, int]], move: dict[str, Any], skip: set[s
 class Tallies:
     """The day documents, the moves not folded into them yet, and the folder that moves the ones into the others."""
 
-    def __init__(self, db: AsyncDatabase, zone: ZoneInfo, suggestion_lock: StripedLocks | None = None) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        zone: ZoneInfo,
+        suggestion_lock: StripedLocks | None = None,
+        suggestion_writes: BulkWrites | None = None,
+    ) -> None:
         self._days = db.daily_tallies
         self._deltas = db.tally_deltas
         self._folds = db.tally_folds
@@ -96,8 +102,9 @@ class Tallies:
         # The lock the store's writers hold on a suggestion: the folder takes it to remove a folded move from the
         # suggestion, so that no writer with an older view of the suggestion records that move a second time.
         self._suggestion_lock = suggestion_lock or StripedLocks(leases=db.store_locks, scope="suggestion")
+        self._suggestion_writes = suggestion_writes or BulkWrites(db.suggestions)  # the writers' own, when given
         self._recorded: OrderedDict[str, None] = OrderedDict()  # moves this process knows are recorded
-        self._recording: GroupCommit[dict[str, Any], None] = GroupCommit(self._insert_moves)
+        self._recording = BulkWrites(self._deltas)
 
     async def ensure_indexes(self) -> None:
         """Nothing to index: every read is by ``_id`` or of a small collection."""
@@ -125,21 +132,17 @@ class Tallies:
 
     async def record(self, moves: list[dict[str, Any]]) -> None:
         """Record moves written into their suggestions; a move recorded before (a crash, a redelivery) stays once."""
-        await asyncio.gather(*(self._recording.submit(m) for m in moves))  # with concurrent handlers' moves: one command
+        await asyncio.gather(*(self._insert_move(m) for m in moves))  # with concurrent handlers' moves: one command
         for move in moves:
             self._recorded[move["id"]] = None
         while len(self._recorded) > 100_000:
             self._recorded.popitem(last=False)
 
-    async def _insert_moves(self, moves: list[dict[str, Any]]) -> list[None]:
+    async def _insert_move(self, move: dict[str, Any]) -> None:
         try:
-            await self._deltas.insert_many(
-                [{"_id": m["id"], "suggestion": m["suggestion"], "from": m["from"], "to": m["to"]} for m in moves], ordered=False
-            )
-        except BulkWriteError as exc:
-            if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                raise
-        return [None] * len(moves)
+            await self._recording(InsertOne({"_id": move["id"], **{k: move[k] for k in ("suggestion", "from", "to")}}))
+        except DuplicateKeyError:
+            pass
 
     # -- folding -------------------------------------------------------------------------------------------------------
 
@@ -178,12 +181,12 @@ class Tallies:
             except DuplicateKeyError:
                 pass
         ids = journal["deltas"]
-        limit = asyncio.Semaphore(32)  # enough in flight for the suggestions' lock claims to go together
+        limit = asyncio.Semaphore(100)  # in flight together: their lock claims, writes and releases go as one command each
 
         async def forget(move: str, suggestion: str | None) -> None:
             if suggestion is not None:
                 async with limit, self._suggestion_lock(suggestion):
-                    await self._suggestions.update_one({"_id": suggestion}, {"$unset": {f"tally_moves.{move}": ""}})
+                    await self._suggestion_writes(UpdateOne({"_id": suggestion}, {"$unset": {f"tally_moves.{move}": ""}}))
 
         await asyncio.gather(*(forget(m, sid) for m, sid in zip(ids, journal.get("suggestions", []), strict=False)))
         for first in range(0, len(ids), 100):  # FerretDB: keep each multi-document command small
