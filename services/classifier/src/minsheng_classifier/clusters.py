@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from minsheng_classifier.similarity import Comparer, Fingerprint, bigrams
 from minsheng_classifier.text import compact, normalise
+from minsheng_core.batching import BulkWrites
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class ClusterIndex:
     however many suggestions the campaign has (a query on the fingerprints' fields would scan them all in FerretDB,
     which filters only ``_id`` in SQLite, and a posting of hundreds of full texts costs tens of milliseconds to read).
     A posting keeps the earliest suggestions up to its capacity; later ones are still compared with those, which is
-    where the cluster's first members are.
+    where the cluster's first members are. New postings and fingerprints of concurrent placements are inserted
+    together, one command for many placements.
     """
 
     def __init__(self, db: AsyncDatabase, comparer: Comparer) -> None:
@@ -62,6 +65,9 @@ class ClusterIndex:
         self.comparer = comparer
         # FerretDB rewrites a document without a transaction: appends to one posting run one after another here.
         self._locks = [asyncio.Lock() for _ in range(64)]
+        # The writes of concurrent placements go as one command per collection.
+        self._write_postings = BulkWrites(self._postings)
+        self._write_fingerprints = BulkWrites(self._fingerprints)
 
     async def ensure_indexes(self) -> None:
         """Nothing to index: fingerprints and postings are read by ``_id`` only."""
@@ -69,19 +75,19 @@ class ClusterIndex:
 
     async def place(self, suggestion_id: str, fingerprint: Fingerprint, submitted_at: datetime) -> Placement:
         """Cluster and duplicate of a suggestion; the same suggestion always gets the same answer."""
-        known = await self._fingerprints.find_one({"_id": suggestion_id})
-        if known is not None:
-            return Placement(known["cluster_id"], known.get("duplicate_of"))
+        # No look for a stored answer first: a redelivery computes again but posts nothing (its id is in its postings
+        # or they are full), and its fingerprint collides with the stored one, whose answer it returns.
         text_hash = hashlib.sha256(compact(fingerprint.text).encode()).hexdigest()
         keys = posting_keys(fingerprint, text_hash)
         # Its postings stay locked from reading to posting: two suggestions about one thing placed at once in this
         # process see each other, and each posting is read once.
         async with self._locked([key for _, key in keys]):
-            postings = {key: await self._postings.find_one({"_id": key}) for _, key in keys}
+            found = await asyncio.gather(*(self._postings.find_one({"_id": key}) for _, key in keys))
+            postings = {key: posting for (_, key), posting in zip(keys, found, strict=True)}
             candidates: dict[str, dict[str, Any]] = {}
             for kind, key in keys:
                 for entry in (postings[key] or {}).get("entries", []):
-                    if entry["id"] != suggestion_id:  # itself, posted before a crash cut the placement short
+                    if entry["id"] != suggestion_id:  # itself: a redelivery, or posted before a crash cut it short
                         merged = candidates.setdefault(entry["id"], entry)  # found by several keys: what each knows
                         merged.update({k: v for k, v in entry.items() if v is not None})
                         merged["exact"] = merged.get("exact", False) or kind == "text"
@@ -98,12 +104,15 @@ class ClusterIndex:
                 "duplicate_of": placement.duplicate_of,
             }
             text = normalise(fingerprint.text)
-            for kind, key in keys:  # posted before the fingerprint is stored: a stored fingerprint means it is complete
-                posted = entry | ({"text": text[:_TEXT_KEPT]} if kind in _WITH_TEXT else {})
-                await self._post(key, _POSTING_CAPACITY[kind], posted, postings[key])
+            # posted before the fingerprint is stored: a stored fingerprint means it is complete
+            posts = [
+                (key, _POSTING_CAPACITY[kind], entry | ({"text": text[:_TEXT_KEPT]} if kind in _WITH_TEXT else {}))
+                for kind, key in keys
+            ]
+            await self._post(posts, postings)
         try:
-            await self._fingerprints.insert_one({"_id": suggestion_id, "text": text, "text_hash": text_hash, **entry})
-        except DuplicateKeyError:  # a redelivery raced us: the first answer stands
+            await self._write_fingerprints(InsertOne({"_id": suggestion_id, "text": text, "text_hash": text_hash, **entry}))
+        except DuplicateKeyError:  # placed before (a redelivery, or one racing us): the first answer stands
             known = await self._fingerprints.find_one({"_id": suggestion_id})
             return Placement(known["cluster_id"], known.get("duplicate_of"))
         return placement
@@ -135,15 +144,21 @@ class ClusterIndex:
                 same = entry
         return Placement(same["cluster_id"], None) if same is not None else Placement(suggestion_id, None)
 
-    async def _post(self, key: str, capacity: int, entry: dict[str, Any], posting: dict[str, Any] | None) -> None:
-        # With the posting's lock held and the posting as read under it (FerretDB rewrites a document without a
-        # transaction). Written by _id alone: FerretDB looks up only a bare {_id} filter by index and scans the
-        # collection for any other. A posting that is full or already holds this suggestion (a redelivery) stays as is.
+    async def _post(self, posts: list[tuple[str, int, dict[str, Any]]], postings: dict[str, dict[str, Any] | None]) -> None:
+        """Post an entry under each key: (key, capacity, entry), with the postings as read under their locks."""
+        # With the postings' locks held (FerretDB rewrites a document without a transaction). Written by _id alone:
+        # FerretDB looks up only a bare {_id} filter by index and scans the collection for any other. A posting that is
+        # full or already holds this suggestion (a redelivery) stays as is.
+        await asyncio.gather(*(self._post_one(key, capacity, entry, postings[key]) for key, capacity, entry in posts))
+
+    async def _post_one(self, key: str, capacity: int, entry: dict[str, Any], posting: dict[str, Any] | None) -> None:
         if posting is None:
             try:
-                await self._postings.insert_one({"_id": key, "entries": [entry], "ids": [entry["id"]], "size": 1})
+                await self._write_postings(InsertOne({"_id": key, "entries": [entry], "ids": [entry["id"]], "size": 1}))
                 return
             except DuplicateKeyError:  # another replica posted first
                 posting = await self._postings.find_one({"_id": key}, {"ids": 1, "size": 1})
         if posting["size"] < capacity and entry["id"] not in posting["ids"]:
-            await self._postings.update_one({"_id": key}, {"$push": {"entries": entry, "ids": entry["id"]}, "$inc": {"size": 1}})
+            await self._write_postings(
+                UpdateOne({"_id": key}, {"$push": {"entries": entry, "ids": entry["id"]}, "$inc": {"size": 1}})
+            )
