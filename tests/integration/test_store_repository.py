@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, DeleteOne
 
+from minsheng_core.batching import BulkWrites
 from minsheng_core.events import (
     Attachment,
     Channel,
@@ -243,8 +244,10 @@ class DeletesFail:
     def __getattr__(self, name):
         return getattr(self._collection, name)
 
-    async def delete_many(self, *args, **kwargs):
-        raise RuntimeError("killed mid-fold")
+    async def bulk_write(self, ops, **kwargs):
+        if any(isinstance(op, DeleteOne) for op in ops):
+            raise RuntimeError("killed mid-fold")
+        return await self._collection.bulk_write(ops, **kwargs)
 
 
 async def test_folding_keeps_the_totals_and_a_fold_cut_short_is_finished_once(repo):
@@ -257,11 +260,11 @@ async def test_folding_keeps_the_totals_and_a_fold_cut_short_is_finished_once(re
     assert await tallied(repository) == expected
 
     tallies = repository.tallies
-    moves = tallies._deltas
-    tallies._deltas = DeletesFail(moves)
+    writes = tallies._delta_writes
+    tallies._delta_writes = BulkWrites(DeletesFail(db.tally_deltas))
     with pytest.raises(RuntimeError):
         await tallies.fold()
-    tallies._deltas = moves
+    tallies._delta_writes = writes
     assert await db.tally_folds.count_documents({}) == 1  # the fold's journal survives
     day = await db.daily_tallies.find_one({"_id": "2019-10-20"})
     assert sum(day["counts"].values()) == 3 and day["folds"]  # applied and marked, the moves still there

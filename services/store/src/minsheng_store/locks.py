@@ -12,10 +12,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
-from pymongo import InsertOne
+from pymongo import DeleteOne, InsertOne
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from minsheng_core.batching import BulkWrites, GroupCommit
+from minsheng_core.batching import BulkWrites
 
 log = structlog.get_logger(__name__)
 LEASE_SECONDS = 120.0  # far longer than any write sequence, even queued behind a busy day of tallies
@@ -37,12 +37,7 @@ class StripedLocks:
         self._scope = scope
         self._releasing: set[asyncio.Task[None]] = set()
         # Claims and releases of concurrent handlers go to the database together: one command, not one each.
-        self._claims = BulkWrites(leases) if leases is not None else None
-        self._releases: GroupCommit[tuple[str, str], None] = GroupCommit(self._delete_leases)
-
-    async def _delete_leases(self, held: list[tuple[str, str]]) -> list[None]:
-        await self._leases.delete_many({"$or": [{"_id": key, "token": token} for key, token in held]})
-        return [None] * len(held)
+        self._writes = BulkWrites(leases) if leases is not None else None
 
     def __call__(self, key: str) -> AbstractAsyncContextManager[Any]:
         local = self._locks[zlib.crc32(key.encode()) % len(self._locks)]
@@ -52,14 +47,21 @@ class StripedLocks:
     async def _held(self, local: asyncio.Lock, key: str) -> AsyncIterator[None]:
         async with local:
             token = await self._claim(key)
+            claimed = time.monotonic()
             try:
                 yield
             finally:
-                await self._release(key, token)
+                await self._release(key, token, time.monotonic() - claimed)
 
-    async def _release(self, key: str, token: str) -> None:
+    async def _release(self, key: str, token: str, held_for: float) -> None:
         try:
-            await self._releases.submit((key, token))
+            if held_for < LEASE_SECONDS / 2:
+                # Not expired, so still ours (only an expired lease is taken over, and clocks differ by far less than
+                # half a lease): deleted by its bare _id, which FerretDB finds by index; with the token in the filter
+                # it would read every lease to find it.
+                await self._writes(DeleteOne({"_id": key}))
+            else:
+                await self._leases.delete_one({"_id": key, "token": token})
         except PyMongoError:
             # The database is away: keep trying once it is back, or every writer of this key (every tally of the
             # day) waits until the lease expires, long after the database returned.
@@ -85,7 +87,7 @@ class StripedLocks:
         token, delay = uuid.uuid4().hex, 0.002
         while True:
             try:
-                await self._claims(InsertOne({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS}))
+                await self._writes(InsertOne({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS}))
                 return token
             except DuplicateKeyError:  # held: by whom, and for how long, is read below
                 pass

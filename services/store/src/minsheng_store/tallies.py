@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from pymongo import InsertOne, UpdateOne
+from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -104,7 +104,7 @@ class Tallies:
         self._suggestion_lock = suggestion_lock or StripedLocks(leases=db.store_locks, scope="suggestion")
         self._suggestion_writes = suggestion_writes or BulkWrites(db.suggestions)  # the writers' own, when given
         self._recorded: OrderedDict[str, None] = OrderedDict()  # moves this process knows are recorded
-        self._recording = BulkWrites(self._deltas)
+        self._delta_writes = BulkWrites(self._deltas)
 
     async def ensure_indexes(self) -> None:
         """Nothing to index: every read is by ``_id`` or of a small collection."""
@@ -140,7 +140,7 @@ class Tallies:
 
     async def _insert_move(self, move: dict[str, Any]) -> None:
         try:
-            await self._recording(InsertOne({"_id": move["id"], **{k: move[k] for k in ("suggestion", "from", "to")}}))
+            await self._delta_writes(InsertOne({"_id": move["id"], **{k: move[k] for k in ("suggestion", "from", "to")}}))
         except DuplicateKeyError:
             pass
 
@@ -189,8 +189,8 @@ class Tallies:
                     await self._suggestion_writes(UpdateOne({"_id": suggestion}, {"$unset": {f"tally_moves.{move}": ""}}))
 
         await asyncio.gather(*(forget(m, sid) for m, sid in zip(ids, journal.get("suggestions", []), strict=False)))
-        for first in range(0, len(ids), 100):  # FerretDB: keep each multi-document command small
-            await self._deltas.delete_many({"_id": {"$in": ids[first : first + 100]}})
+        # By bare _id, which FerretDB finds by index ({_id: {$in: …}} reads every pending move), one command per hundred.
+        await asyncio.gather(*(self._delta_writes(DeleteOne({"_id": move})) for move in ids))
         await self._folds.delete_one({"_id": fold})
         await self._meta.update_one({"_id": "fold"}, {"$inc": {"generation": 1}}, upsert=True)
         for day in journal["days"]:  # the marks are needed only while the fold is unfinished
