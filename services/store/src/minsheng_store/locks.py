@@ -46,8 +46,7 @@ class StripedLocks:
     @contextlib.asynccontextmanager
     async def _held(self, local: asyncio.Lock, key: str) -> AsyncIterator[None]:
         async with local:
-            token = await self._claim(key)
-            claimed = time.monotonic()
+            token, claimed = await self._claim(key)
             try:
                 yield
             finally:
@@ -83,12 +82,14 @@ class StripedLocks:
             except PyMongoError:
                 delay = min(delay * 2, 2.0)
 
-    async def _claim(self, key: str) -> str:
+    async def _claim(self, key: str) -> tuple[str, float]:
+        """The lease's token and when (monotonic) the claim that got it was sent: its life counts from there."""
         token, delay = uuid.uuid4().hex, 0.002
         while True:
+            sent = time.monotonic()
             try:
                 await self._writes(InsertOne({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS}))
-                return token
+                return token, sent
             except DuplicateKeyError:  # held: by whom, and for how long, is read below
                 pass
             except PyMongoError:
@@ -96,7 +97,7 @@ class StripedLocks:
                 raise
             held = await self._leases.find_one({"_id": key})
             if held is not None and held["token"] == token:  # ours: the driver retried an insert that went through
-                return token
+                return token, sent
             if held is not None and held["until"] < time.time():  # its holder died: remove exactly that lease
                 log.warning("lease_expired", lease=key)
                 await self._leases.delete_one({"_id": key, "token": held["token"]})
