@@ -8,7 +8,7 @@ import pytest
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne, monitoring
 from pymongo.errors import DuplicateKeyError
 
-from minsheng_core.batching import BulkWrites
+from minsheng_core.batching import MAX_BULK, BulkWrites
 
 pytestmark = pytest.mark.integration
 
@@ -16,9 +16,12 @@ pytestmark = pytest.mark.integration
 class CommandCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.update_sizes: list[int] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.commands.append(event.command_name)
+        if event.command_name == "update":
+            self.update_sizes.append(len(event.command["updates"]))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -58,3 +61,15 @@ async def test_a_taken_id_fails_only_its_own_writer(counted):
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], DuplicateKeyError)
     assert {d["_id"]: d["n"] for d in await db.things.find({}).to_list(None)} == {"taken": 1, "new-1": 2, "new-0": 4}
+
+
+async def test_many_concurrent_updates_never_make_an_update_command_ferretdb_cannot_finish(counted):
+    # FerretDB holds a connection per statement of an update command until it ends, out of 100 for the database: a
+    # command of ~100 statements would never finish (this test would time out, and the database stay stuck).
+    db, counter = counted
+    writes = BulkWrites(db.things)
+    await db.things.insert_many([{"_id": f"t{i}", "n": 0} for i in range(300)])
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(writes(UpdateOne({"_id": f"t{i}"}, {"$set": {"n": 1}})) for i in range(300)))
+    assert await db.things.count_documents({"n": 1}) == 300
+    assert max(counter.update_sizes) <= MAX_BULK < 50

@@ -50,6 +50,10 @@ class GroupCommit(Generic[Item, Result]):
 
 
 WriteOp = InsertOne | UpdateOne | DeleteOne
+# Statements per command. FerretDB 1.24 keeps the query of every statement of an update command open until the whole
+# command ends, each on one of the database's 100 SQLite connections: an update command of about a hundred statements
+# waits for ever for a connection its own earlier statements hold (a benchmark burst stalled on exactly that).
+MAX_BULK = 20
 
 
 class BulkWrites:
@@ -62,7 +66,7 @@ class BulkWrites:
     hold the document's lock.
     """
 
-    def __init__(self, collection: Any, max_batch: int = 100) -> None:  # FerretDB: keep each command to ~100 documents
+    def __init__(self, collection: Any, max_batch: int = MAX_BULK) -> None:
         self._collection = collection
         self._group: GroupCommit[WriteOp, WriteError | None] = GroupCommit(self._write, max_batch)
 

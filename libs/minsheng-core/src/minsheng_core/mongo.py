@@ -5,9 +5,10 @@ from __future__ import annotations
 from pymongo import AsyncMongoClient
 
 # Operations one process has in flight at once. FerretDB's SQLite backend gives each database a pool of 100 SQLite
-# connections, and an update holds one while it waits for a second: with a hundred operations in flight on one
-# database (a busy classifier and store, PyMongo's default pool is 100 each) it waited for ever (a benchmark burst
-# stalled). Two busy services at 16 each stay far below; a URL's own ``maxPoolSize`` wins (MongoDB proper).
+# connections; a find holds one, an update statement one until its command ends, plus one for its transaction; when
+# they run out, operations wait for ever. PyMongo's default (100 per client) lets a busy classifier and store exhaust
+# them on their own; at 16 each, with bulk commands of at most 20 statements (batching.MAX_BULK), they stay below. A
+# URL's own ``maxPoolSize`` wins (MongoDB proper has no such limit).
 MAX_POOL_SIZE = 16
 
 
