@@ -59,9 +59,10 @@ MAX_BULK = 20
 class BulkWrites:
     """Single-document writes of concurrent handlers to one collection, sent as one unordered bulk write.
 
-    Each database command costs FerretDB about the same whatever it carries, so under load this is most of the write
-    path's cost saved. Each caller gets the outcome of its own write: it returns, or raises ``DuplicateKeyError`` (an
-    insert whose ``_id`` is taken) or ``WriteError``; a failure of the whole command reaches every caller of the batch.
+    Under load one round trip, and the driver's and the server's handling of one command, serves many writers (the
+    store and classifier went from about 18 commands per suggestion to about 5); the work per document stays.
+    Each caller gets the outcome of its own write: it returns, or raises ``DuplicateKeyError`` (an insert whose ``_id``
+    is taken) or ``WriteError``; a failure of the whole command reaches every caller of the batch.
     Writes to one document must not be submitted concurrently (they would go in one batch in no set order): callers
     hold the document's lock.
     """
