@@ -75,8 +75,9 @@ class ClusterIndex:
 
     async def place(self, suggestion_id: str, fingerprint: Fingerprint, submitted_at: datetime) -> Placement:
         """Cluster and duplicate of a suggestion; the same suggestion always gets the same answer."""
-        # No look for a stored answer first: a redelivery computes again but posts nothing (its id is in its postings
-        # or they are full), and its fingerprint collides with the stored one, whose answer it returns.
+        # No look for a stored answer first: a redelivery computes again and posts nothing twice (its id is already in
+        # the postings it was first placed in); its fingerprint collides with the stored one, whose answer it returns.
+        # Classified by a newer model meanwhile, it may also enter a posting of its new category; the answer stands.
         text_hash = hashlib.sha256(compact(fingerprint.text).encode()).hexdigest()
         keys = posting_keys(fingerprint, text_hash)
         # Its postings stay locked from reading to posting: two suggestions about one thing placed at once in this

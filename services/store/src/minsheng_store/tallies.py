@@ -20,6 +20,7 @@ finished by the next one and never applied twice; readers see the same totals be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -139,10 +140,8 @@ class Tallies:
             self._recorded.popitem(last=False)
 
     async def _insert_move(self, move: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(DuplicateKeyError):  # recorded before: a redelivery, or a move re-recorded after a crash
             await self._delta_writes(InsertOne({"_id": move["id"], **{k: move[k] for k in ("suggestion", "from", "to")}}))
-        except DuplicateKeyError:
-            pass
 
     # -- folding -------------------------------------------------------------------------------------------------------
 
