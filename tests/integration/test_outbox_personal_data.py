@@ -3,6 +3,7 @@ moved out of clear rows of the previous schema, resealed after a key rotation, a
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,5 +141,42 @@ async def test_scrubbing_erases_contact_sender_and_numbers_in_the_text_for_good(
         assert clear_in(path, "13912345678") == []
         retry = await outbox.accept("k1", "f", mine)  # a retry of the same submission is still recognised
         assert not retry.new and retry.published
+    finally:
+        await outbox.close()
+
+
+async def test_a_scrub_that_meets_a_read_in_progress_still_leaves_nothing_behind_in_the_log(tmp_path):
+    """A read on the same connection (another request's cursor, open across an await) blocks SQLite's checkpoint
+    for a moment; the scrub waits it out instead of failing and leaving the old text in the write-ahead log."""
+    path = tmp_path / "o.sqlite3"
+    outbox = Outbox(path, VAULT)
+    await outbox.open()
+    try:
+        await outbox.accept("k1", "f", received("s1", text="路灯坏了，请打13912345678联系我"))
+        await outbox.accept("k2", "f", received("s2"))
+        async with outbox.db.execute("SELECT submission_key FROM outbox") as rows:
+            assert await rows.fetchone() is not None  # the statement is open: a read transaction is held
+            scrub = asyncio.create_task(outbox.scrub(["s1"]))
+            await asyncio.sleep(0.2)
+        assert await scrub == 1
+        assert clear_in(path, "13912345678") == []
+    finally:
+        await outbox.close()
+
+
+async def test_a_checkpoint_owed_by_an_earlier_scrub_is_made_by_the_next(tmp_path, monkeypatch):
+    path = tmp_path / "o.sqlite3"
+    outbox = Outbox(path, VAULT)
+    await outbox.open()
+    try:
+        await outbox.accept("k1", "f", received("s1", text="路灯坏了，请打13912345678联系我"))
+        await outbox.accept("k2", "f", received("s2"))  # a second row keeps the read below open after its first
+        monkeypatch.setattr("minsheng_core.outbox.CHECKPOINT_PATIENCE_SECONDS", 0.1)
+        async with outbox.db.execute("SELECT submission_key FROM outbox") as rows:
+            await rows.fetchone()
+            assert await outbox.scrub(["s1"]) == 1  # committed, but the log could not be emptied yet
+        assert clear_in(path, "13912345678") == ["13912345678"]
+        assert await outbox.scrub(["s1"]) == 0  # nothing left to change, yet the owed checkpoint is made
+        assert clear_in(path, "13912345678") == []
     finally:
         await outbox.close()

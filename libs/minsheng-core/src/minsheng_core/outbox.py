@@ -8,6 +8,8 @@ and put back when the event is read or published. ``scrub`` removes it for good 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +25,8 @@ from minsheng_core.personal import PersonalDataError, PersonalDataVault, redact_
 log = structlog.get_logger(__name__)
 
 _SCHEMA_VERSION = 4
+# How long a scrub keeps trying to empty the write-ahead log past reads in progress before leaving it to the next.
+CHECKPOINT_PATIENCE_SECONDS = 5.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -122,6 +126,7 @@ class Outbox:
         # Keys being published right now: a channel's retry or the drainer waits for the next round instead of
         # publishing the same event a second time alongside.
         self._in_flight: set[str] = set()
+        self._checkpoint_owed = False
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -374,6 +379,8 @@ class Outbox:
                 scrubbed += 1
         if scrubbed:
             await self.db.commit()
+            self._checkpoint_owed = True
+        if self._checkpoint_owed:
             await self._checkpoint()
         return scrubbed
 
@@ -413,8 +420,26 @@ class Outbox:
         return resealed
 
     async def _checkpoint(self) -> None:
-        # Old page images with what was just replaced would otherwise linger in the write-ahead log.
-        await self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Copy the write-ahead log into the file and empty it: old page images with what was just replaced would
+        otherwise linger there. A read still open on this connection (another request's cursor, between two awaits)
+        blocks it for a moment, so it is tried again; if it never gets through, the next scrub owes it."""
+        self._checkpoint_owed = True
+        deadline = time.monotonic() + CHECKPOINT_PATIENCE_SECONDS
+        while True:
+            try:
+                async with self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as rows:
+                    busy = (await rows.fetchone())[0]
+            except sqlite3.OperationalError as exc:  # "database table is locked": a statement of ours is open
+                if exc.sqlite_errorcode != sqlite3.SQLITE_LOCKED:
+                    raise
+                busy = 1
+            if not busy:
+                self._checkpoint_owed = False
+                return
+            if time.monotonic() >= deadline:
+                log.warning("outbox_checkpoint_deferred")
+                return
+            await asyncio.sleep(0.01)
 
     async def _mark_published(self, submission_key: str) -> None:
         await self.db.execute(
