@@ -72,4 +72,6 @@ async def honour_erasures(db: AsyncDatabase, erase: Callable[[Iterable[str]], Aw
                 since = found[-1][1]
         except (PyMongoError, OSError) as exc:  # the database is away: the next round tries again
             log.warning("personal_data_erasures_unavailable", error=type(exc).__name__)
+        except Exception as exc:  # ``erase`` failed: never let the watcher die, the same tombstones come again
+            log.error("personal_data_erasures_failed", error=type(exc).__name__)
         await asyncio.sleep(interval)
