@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 from minsheng_core.events import Outcome
 from minsheng_notifier.messages import DecisionText, sms_text, status_link, template_data, trim, wechat_text
-from minsheng_notifier.schedule import QuietHours, backoff
+from minsheng_notifier.schedule import QuietHours
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 QUIET = QuietHours(time(21, 0), time(8, 0), SHANGHAI)
@@ -41,16 +40,6 @@ def test_quiet_hours_within_one_day_and_none_at_all():
     assert lunch.next_allowed(local(20, 12, 30)) == local(20, 14)
     never = QuietHours(time(0, 0), time(0, 0), SHANGHAI)
     assert not never.is_quiet(local(20, 3))
-
-
-def test_backoff_doubles_up_to_the_cap_with_jitter():
-    rng = random.Random(7)
-    delays = [backoff(n, 30, 3600, rng) for n in range(1, 10)]
-    for n, delay in enumerate(delays, start=1):
-        nominal = min(3600, 30 * 2 ** (n - 1))
-        assert timedelta(seconds=nominal * 0.5) <= delay <= timedelta(seconds=nominal)
-    assert delays[-1] <= timedelta(hours=1)
-    assert len({d.total_seconds() for d in (backoff(3, 30, 3600) for _ in range(20))}) > 1
 
 
 def decision(

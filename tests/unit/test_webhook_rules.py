@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from datetime import UTC, date, datetime
 
 import pytest
@@ -12,7 +11,6 @@ from minsheng_core.events import Channel, HouseholdVisited, PersonalData, Sugges
 from minsheng_core.personal import DEV_KEYS, DEV_LOOKUP_KEY, PersonalDataVault
 from minsheng_webhooks import sign, verify_signature
 from minsheng_webhooks.deliveries import delivery_id
-from minsheng_webhooks.dispatcher import backoff_seconds
 from minsheng_webhooks.payloads import encode, outgoing
 from minsheng_webhooks.settings import WebhookSettings
 from minsheng_webhooks.subscriptions import SubscriptionCreate, private_target, url_problem
@@ -33,14 +31,6 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body():
     assert not verify_signature("whsec_x", body, "1571558400", expected.upper(), now=1571558400)
     assert not verify_signature("whsec_x", body, None, expected)
     assert not verify_signature("whsec_x", body, "-1", expected)
-
-
-def test_backoff_doubles_with_jitter_up_to_the_cap():
-    rng = random.Random(1)
-    for attempts, ceiling in [(1, 10), (2, 20), (3, 40), (6, 320), (7, 600), (40, 600)]:
-        for _ in range(50):
-            delay = backoff_seconds(attempts, 10, 600, rng)
-            assert ceiling / 2 <= delay <= ceiling
 
 
 @pytest.mark.parametrize(

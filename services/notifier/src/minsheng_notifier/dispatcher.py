@@ -12,13 +12,14 @@ from typing import Any
 
 import structlog
 
+from minsheng_core.backoff import backoff
 from minsheng_core.bus import Publisher, PublishFailed
 from minsheng_core.events import Channel, Notification, NotificationChannel, NotificationSent, Outcome
 from minsheng_notifier.contacts import Contact, ContactBook
 from minsheng_notifier.messages import DecisionText, sms_text, status_link, template_data, wechat_text
 from minsheng_notifier.records import Claim, Notifications, State
 from minsheng_notifier.records import Outcome as ClaimOutcome
-from minsheng_notifier.schedule import QuietHours, backoff
+from minsheng_notifier.schedule import QuietHours
 from minsheng_notifier.senders import DeliveryFailed, OutsideServiceWindow, SmsSender, WechatSender
 from minsheng_notifier.settings import NotifierSettings
 from minsheng_wechat.accounts import WechatAccount

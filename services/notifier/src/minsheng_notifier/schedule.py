@@ -1,8 +1,7 @@
-"""When a message may go out: quiet hours in the campaign's time zone, and the backoff between attempts."""
+"""When a message may go out: quiet hours in the campaign's time zone."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -34,10 +33,3 @@ class QuietHours:
         if end <= local:
             end = datetime.combine(local.date() + timedelta(days=1), self.end, self.zone)
         return end.astimezone(at.tzinfo)
-
-
-def backoff(failures: int, base: float, cap: float, rng: random.Random | None = None) -> timedelta:
-    """Delay before the next attempt after ``failures`` failed ones: exponential, capped, with jitter (50–100 %)
-    so that messages that failed together do not all come back at the same instant."""
-    delay = min(cap, base * 2 ** max(failures - 1, 0))
-    return timedelta(seconds=delay * (rng or random).uniform(0.5, 1.0))

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import structlog
 
+from minsheng_core.backoff import backoff
 from minsheng_webhooks.deliveries import Deliveries, Leases
 from minsheng_webhooks.settings import WebhookSettings
 from minsheng_webhooks.signing import sign
@@ -22,13 +23,6 @@ log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 USER_AGENT = "minsheng-webhooks/1"
-
-
-def backoff_seconds(attempts: int, base: float, cap: float, rng: random.Random) -> float:
-    """Delay before the next attempt after ``attempts`` failures: doubling up to the cap, then jittered to 50–100 %
-    of that, so that subscribers coming back are not hit by every relay replica at the same instant."""
-    ceiling = min(cap, base * 2 ** min(attempts - 1, 30))
-    return ceiling / 2 + rng.random() * ceiling / 2
 
 
 class Dispatcher:
@@ -158,9 +152,9 @@ class Dispatcher:
             await self._deliveries.attempt_failed(doc, attempt, None, sideline=sideline)
             log.warning("webhook_delivery_given_up", error=error, attempts=attempts, **fields)
             return True
-        delay = backoff_seconds(attempts, self._settings.retry_base_seconds, self._settings.retry_cap_seconds, self._rng)
-        await self._deliveries.attempt_failed(doc, attempt, now + timedelta(seconds=delay), sideline=sideline)
-        log.info("webhook_attempt_failed", error=error, attempts=attempts, retry_in_s=round(delay, 1), **fields)
+        delay = backoff(attempts, self._settings.retry_base_seconds, self._settings.retry_cap_seconds, self._rng)
+        await self._deliveries.attempt_failed(doc, attempt, now + delay, sideline=sideline)
+        log.info("webhook_attempt_failed", error=error, attempts=attempts, retry_in_s=round(delay.total_seconds(), 1), **fields)
         return sideline
 
 
