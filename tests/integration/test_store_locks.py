@@ -39,14 +39,16 @@ async def test_two_replicas_never_hold_one_key_together_and_leave_no_lease(lease
     assert await leases.count_documents({}) == 0
 
 
-async def test_a_lease_held_past_half_its_life_is_released_only_if_still_its_own(leases, monkeypatch):
+async def test_a_lease_lost_to_another_replica_is_not_renewed_nor_released_by_its_old_holder(leases, monkeypatch, log_events):
     monkeypatch.setattr(locks, "LEASE_SECONDS", 0.4)
     replica = StripedLocks(leases=leases, scope="s")
     async with replica("k"):
-        await asyncio.sleep(0.45)  # expired: another replica took it over meanwhile
+        # It expired unrenewed (the holder stalled) and another replica took it over.
         await leases.delete_one({"_id": "s:k"})
         await leases.insert_one({"_id": "s:k", "token": "another", "until": time.time() + 60})
+        await asyncio.sleep(0.45)
     assert (await leases.find_one({"_id": "s:k"}))["token"] == "another"  # not freed by the late releaser
+    assert [e["event"] for e in log_events() if e.get("event") == "lease_lost"] == ["lease_lost"]
 
 
 async def test_an_expired_lease_of_a_dead_holder_is_taken_over(leases, monkeypatch):
@@ -56,4 +58,26 @@ async def test_an_expired_lease_of_a_dead_holder_is_taken_over(leases, monkeypat
         async with replica("k"):
             held = await leases.find_one({"_id": "s:k"})
             assert held["token"] != "dead"
+    assert await leases.count_documents({}) == 0
+
+
+async def test_a_hold_longer_than_the_lease_is_renewed_so_no_other_replica_takes_it_over(leases, monkeypatch, log_events):
+    monkeypatch.setattr(locks, "LEASE_SECONDS", 0.6)
+    first, second = StripedLocks(leases=leases, scope="s"), StripedLocks(leases=leases, scope="s")
+    order: list[str] = []
+
+    async def long_write() -> None:
+        async with first("k"):
+            order.append("first in")
+            await asyncio.sleep(2.0)  # more than three lives of the lease
+            order.append("first out")
+
+    async def other_replica() -> None:
+        await asyncio.sleep(0.3)
+        async with second("k"):
+            order.append("second in")
+
+    await asyncio.gather(long_write(), other_replica())
+    assert order == ["first in", "first out", "second in"]
+    assert not [e for e in log_events() if e.get("event") in ("lease_expired", "lease_lost")]
     assert await leases.count_documents({}) == 0

@@ -9,6 +9,7 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -18,7 +19,16 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from minsheng_core.batching import BulkWrites
 
 log = structlog.get_logger(__name__)
-LEASE_SECONDS = 120.0  # far longer than any write sequence, even queued behind a busy day of tallies
+# A lease's life. Its holder renews it every third of that while its write sequence runs, so only a holder that died
+# (or lost the database that long) loses it, and a restarted replica waits at most this long for a killed one's keys.
+LEASE_SECONDS = 15.0
+
+
+@dataclass
+class _Lease:
+    key: str
+    token: str
+    renewed: float  # monotonic time the claim or last renewal that succeeded was sent: the lease's life counts from there
 
 
 class StripedLocks:
@@ -46,11 +56,31 @@ class StripedLocks:
     @contextlib.asynccontextmanager
     async def _held(self, local: asyncio.Lock, key: str) -> AsyncIterator[None]:
         async with local:
-            token, claimed = await self._claim(key)
+            lease = await self._claim(key)
+            keeper = asyncio.create_task(self._keep(lease))
             try:
                 yield
             finally:
-                await self._release(key, token, time.monotonic() - claimed)
+                keeper.cancel()
+                await self._release(lease.key, lease.token, time.monotonic() - lease.renewed)
+
+    async def _keep(self, lease: _Lease) -> None:
+        """Renew the lease while its holder works (most holds end long before the first renewal is due)."""
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            sent = time.monotonic()
+            try:
+                # Token in the filter: FerretDB reads every lease for it, which is fine for the rare long hold.
+                renewed = await self._leases.update_one(
+                    {"_id": lease.key, "token": lease.token}, {"$set": {"until": time.time() + LEASE_SECONDS}}
+                )
+            except PyMongoError as exc:  # the database is away: the next beat tries again
+                log.warning("lease_renewal_failed", lease=lease.key, error=type(exc).__name__)
+                continue
+            if renewed.matched_count == 0:
+                log.error("lease_lost", lease=lease.key)
+                return
+            lease.renewed = sent
 
     async def _release(self, key: str, token: str, held_for: float) -> None:
         try:
@@ -82,14 +112,13 @@ class StripedLocks:
             except PyMongoError:
                 delay = min(delay * 2, 2.0)
 
-    async def _claim(self, key: str) -> tuple[str, float]:
-        """The lease's token and when (monotonic) the claim that got it was sent: its life counts from there."""
+    async def _claim(self, key: str) -> _Lease:
         token, delay = uuid.uuid4().hex, 0.002
         while True:
             sent = time.monotonic()
             try:
                 await self._writes(InsertOne({"_id": key, "token": token, "until": time.time() + LEASE_SECONDS}))
-                return token, sent
+                return _Lease(key, token, sent)
             except DuplicateKeyError:  # held: by whom, and for how long, is read below
                 pass
             except PyMongoError:
@@ -97,7 +126,7 @@ class StripedLocks:
                 raise
             held = await self._leases.find_one({"_id": key})
             if held is not None and held["token"] == token:  # ours: the driver retried an insert that went through
-                return token, sent
+                return _Lease(key, token, sent)
             if held is not None and held["until"] < time.time():  # its holder died: remove exactly that lease
                 log.warning("lease_expired", lease=key)
                 await self._leases.delete_one({"_id": key, "token": held["token"]})
