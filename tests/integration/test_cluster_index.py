@@ -17,7 +17,6 @@ T0 = datetime(2019, 10, 20, tzinfo=UTC)
 async def index(mongo_db):
     client = AsyncMongoClient(mongo_db[0], tz_aware=True)
     index = ClusterIndex(client[mongo_db[1]], Comparer(("双塔山镇", "滦河镇"), ("石佛村",)))
-    await index.ensure_indexes()
     yield index
     await client.close()
 

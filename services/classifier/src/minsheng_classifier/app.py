@@ -72,7 +72,6 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
             mongo, connection = await open_infrastructure(stack, settings, "classifier")
             comparer = Comparer(units.unit_names(), units.place_names(), corpus)
             index = ClusterIndex(mongo[settings.mongo_database], comparer)
-            await index.ensure_indexes()
             person_secret = settings.person_key_secret.get_secret_value().encode()
             sorter = Sorter(model, settings.campaign, units, settings.review_threshold, index, person_secret)
             publisher = Publisher(connection)

@@ -69,10 +69,6 @@ class ClusterIndex:
         self._write_postings = BulkWrites(self._postings)
         self._write_fingerprints = BulkWrites(self._fingerprints)
 
-    async def ensure_indexes(self) -> None:
-        """Nothing to index: fingerprints and postings are read by ``_id`` only."""
-        return None
-
     async def place(self, suggestion_id: str, fingerprint: Fingerprint, submitted_at: datetime) -> Placement:
         """Cluster and duplicate of a suggestion; the same suggestion always gets the same answer."""
         # No look for a stored answer first: a redelivery computes again and posts nothing twice (its id is already in

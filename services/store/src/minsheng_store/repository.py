@@ -117,7 +117,6 @@ class SuggestionRepository:
         for hashed in LOOKUP_FIELDS.values():
             await self._personal.create_index([(hashed, ASCENDING)])
         await erasures.ensure_indexes(self._db)
-        await self.tallies.ensure_indexes()
 
     async def apply_received(self, event: SuggestionReceived) -> None:
         """Write the suggestion's content; a redelivery sets the same values again."""

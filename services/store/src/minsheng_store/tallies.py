@@ -84,7 +84,9 @@ def _add_move(days: dict[str, dict[str, int]], move: dict[str, Any], skip: set[s
 
 
 class Tallies:
-    """The day documents, the moves not folded into them yet, and the folder that moves the ones into the others."""
+    """The day documents, the moves not folded into them yet, and the folder that moves the ones into the others.
+
+    Every read is by ``_id`` or of a small collection (the pending moves), so these collections need no index."""
 
     def __init__(
         self,
@@ -106,10 +108,6 @@ class Tallies:
         self._suggestion_writes = suggestion_writes or BulkWrites(db.suggestions)  # the writers' own, when given
         self._recorded: OrderedDict[str, None] = OrderedDict()  # moves this process knows are recorded
         self._delta_writes = BulkWrites(self._deltas)
-
-    async def ensure_indexes(self) -> None:
-        """Nothing to index: every read is by ``_id`` or of a small collection."""
-        return None
 
     # -- the write path: called by the repository with the suggestion's lock held --------------------------------------
 
