@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import aio_pika
 import httpx
+from pymongo import monitoring
 
 T = TypeVar("T")
 
@@ -103,3 +104,32 @@ async def ready(client: httpx.AsyncClient) -> None:
         return (await client.get("/readyz")).status_code == 200
 
     await eventually(probe, timeout=30)
+
+
+class CommandLog(monitoring.CommandListener):
+    """The commands a PyMongo client starts (pass it in ``event_listeners``): name, collection, statements carried."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, str, int]] = []
+        self.on_start: Callable[[str, str], None] | None = None  # (name, collection), called before it is sent
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command = event.command
+        collection = command.get(event.command_name)
+        statements = len(command.get("documents", ())) + len(command.get("updates", ())) + len(command.get("deletes", ()))
+        self.commands.append((event.command_name, collection, statements))
+        if self.on_start is not None:
+            self.on_start(event.command_name, collection)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def count(self, name: str, collection: str | None = None) -> int:
+        return len(self.sizes(name, collection))
+
+    def sizes(self, name: str, collection: str | None = None) -> list[int]:
+        """Statements carried by each command of that name (on that collection)."""
+        return [n for command, coll, n in self.commands if command == name and collection in (None, coll)]

@@ -5,34 +5,18 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pymongo import AsyncMongoClient, InsertOne, UpdateOne, monitoring
+from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from minsheng_core.batching import MAX_BULK, BulkWrites
+from tests.helpers import CommandLog
 
 pytestmark = pytest.mark.integration
 
 
-class CommandCounter(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-        self.update_sizes: list[int] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append(event.command_name)
-        if event.command_name == "update":
-            self.update_sizes.append(len(event.command["updates"]))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def counted(mongo_db):
-    counter = CommandCounter()
+    counter = CommandLog()
     client = AsyncMongoClient(mongo_db[0], event_listeners=[counter])
     yield client[mongo_db[1]], counter
     await client.close()
@@ -45,7 +29,7 @@ async def test_concurrent_writes_go_as_few_commands_and_all_land(counted):
     await asyncio.gather(*(writes(UpdateOne({"_id": f"t{i}"}, {"$set": {"n": i}})) for i in range(120)))
     docs = await db.things.find({}).sort("n", 1).to_list(None)
     assert [d["n"] for d in docs] == list(range(120))
-    assert counter.commands.count("insert") <= 4 and counter.commands.count("update") <= 4  # 50 + 50 + 20, not 120
+    assert counter.count("insert") <= 4 and counter.count("update") <= 4  # 50 + 50 + 20, not 120
 
 
 async def test_a_taken_id_fails_only_its_own_writer(counted):
@@ -72,4 +56,4 @@ async def test_many_concurrent_updates_never_make_an_update_command_ferretdb_can
     async with asyncio.timeout(60):
         await asyncio.gather(*(writes(UpdateOne({"_id": f"t{i}"}, {"$set": {"n": 1}})) for i in range(300)))
     assert await db.things.count_documents({"n": 1}) == 300
-    assert max(counter.update_sizes) <= MAX_BULK < 50
+    assert max(counter.sizes("update")) <= MAX_BULK < 50

@@ -4,10 +4,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import AsyncMongoClient, MongoClient
 
 from minsheng_classifier.clusters import ClusterIndex, Placement
 from minsheng_classifier.similarity import Comparer
+from tests.helpers import CommandLog
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2019, 10, 20, tzinfo=UTC)
@@ -116,33 +117,6 @@ async def contents(db) -> tuple[dict, dict]:
     return postings, {f["_id"]: f for f in await db.classifier_fingerprints.find().to_list(None)}
 
 
-class Commands(monitoring.CommandListener):
-    """The commands a client starts: (name, collection, number of documents inserted)."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, str, int]] = []
-        self.on_insert = None  # called with the command before it is sent
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        command = event.command
-        collection = command.get(event.command_name)
-        self.commands.append((event.command_name, collection, len(command.get("documents", ()))))
-        if event.command_name == "insert" and self.on_insert is not None:
-            self.on_insert(collection)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def inserts(self, collection: str) -> list[int]:
-        return [n for name, coll, n in self.commands if name == "insert" and coll == collection]
-
-    def count(self, name: str, collection: str) -> int:
-        return sum(1 for n, coll, _ in self.commands if n == name and coll == collection)
-
-
 async def test_concurrent_placements_equal_one_at_a_time_and_redelivery_keeps_the_first_answer(mongo_db):
     url, name = mongo_db
     originals, later, expected = suggestions()
@@ -177,14 +151,15 @@ async def test_concurrent_placements_share_insert_commands_and_read_no_fingerpri
     url, name = mongo_db
     # about nothing in common (a shared thing would make its placements wait for each other's posting)
     texts = REMARKS + UNRELATED
-    listener = Commands()
+    listener = CommandLog()
     client = AsyncMongoClient(url, tz_aware=True, event_listeners=[listener])
     try:
         index = ClusterIndex(client[name], COMPARER)
         answers = await asyncio.gather(*(place(index, f"g{i}", text, i, f"pg{i}", None) for i, text in enumerate(texts)))
         assert answers == [Placement(f"g{i}", None) for i in range(len(texts))]
 
-        fingerprints, postings = listener.inserts("classifier_fingerprints"), listener.inserts("classifier_postings")
+        fingerprints = listener.sizes("insert", "classifier_fingerprints")
+        postings = listener.sizes("insert", "classifier_postings")
         assert sum(fingerprints) == len(texts) and len(fingerprints) < len(texts)  # one document each, fewer commands
         assert sum(postings) == await client[name].classifier_postings.count_documents({}) >= 2 * len(texts)
         assert len(postings) < len(texts)
@@ -196,14 +171,16 @@ async def test_concurrent_placements_share_insert_commands_and_read_no_fingerpri
 async def test_each_placement_learns_which_of_its_grouped_inserts_collided(mongo_db):
     """Another replica opens one of the postings, and stores one of the fingerprints, just before the grouped insert."""
     url, name = mongo_db
-    listener = Commands()
+    listener = CommandLog()
     client = AsyncMongoClient(url, tz_aware=True, event_listeners=[listener])
     replica = MongoClient(url, tz_aware=True)
     other = {"id": "other", "unit": "luanhe", "village": None, "person": None, "category": None, "objects": ["幸福路"],
              "submitted_at": T0, "cluster_id": "other", "duplicate_of": None}  # fmt: skip
 
-    def another_replica_first(collection: str) -> None:
+    def another_replica_first(command: str, collection: str) -> None:
         # runs as the command starts, before it is sent
+        if command != "insert":
+            return
         if collection == "classifier_postings" and replica[name].classifier_postings.count_documents({}) == 0:
             replica[name].classifier_postings.insert_one(
                 {"_id": "object:幸福路", "entries": [other], "ids": ["other"], "size": 1}
@@ -211,7 +188,7 @@ async def test_each_placement_learns_which_of_its_grouped_inserts_collided(mongo
         if collection == "classifier_fingerprints" and replica[name].classifier_fingerprints.count_documents({}) == 0:
             replica[name].classifier_fingerprints.insert_one({"_id": "b", "cluster_id": "first", "duplicate_of": "x"})
 
-    listener.on_insert = another_replica_first
+    listener.on_start = another_replica_first
     try:
         index = ClusterIndex(client[name], COMPARER)
         a, b = await asyncio.gather(
@@ -227,7 +204,7 @@ async def test_each_placement_learns_which_of_its_grouped_inserts_collided(mongo
             assert (await db.classifier_postings.find_one({"_id": key}))["ids"] in (["a"], ["b"])  # with it: inserted
         assert (await db.classifier_fingerprints.find_one({"_id": "a"}))["cluster_id"] == "a"
         assert (await db.classifier_fingerprints.find_one({"_id": "b"}))["cluster_id"] == "first"
-        assert max(listener.inserts("classifier_postings")) > 1  # the collision was one item of a grouped command
+        assert max(listener.sizes("insert", "classifier_postings")) > 1  # the collision was one item of a grouped command
     finally:
         replica.close()
         await client.close()
