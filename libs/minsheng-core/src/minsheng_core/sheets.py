@@ -31,8 +31,8 @@ _SPACES = re.compile(r"\s+")
 K = TypeVar("K")  # the importer's column keys
 
 
-class SheetUnreadable(ValueError):
-    """The file as a whole cannot be read as a sheet."""
+class FileRefused(ValueError):
+    """An uploaded file refused as a whole: a fixed code for the logs and a message for the person who sent it."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -41,6 +41,10 @@ class SheetUnreadable(ValueError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class SheetUnreadable(FileRefused):
+    """The file as a whole cannot be read as a sheet."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from pydantic_core import PydanticCustomError
 from minsheng_core.events import BODY_MAX
 from minsheng_core.outbox import Accepted, SubmissionKeyConflict
 from minsheng_core.phones import PHONE_PATTERN, canonical_phone
+from minsheng_core.sheets import FileRefused
 from minsheng_intake_hotline.suggestions import CallWords
 
 Format = Literal["csv", "jsonl"]
@@ -61,16 +62,8 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _EXAMPLE_TIME = "2019-10-20T09:30:00+08:00"
 
 
-class BatchRejected(ValueError):
+class BatchRejected(FileRefused):
     """The file as a whole cannot be imported; nothing of it is."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code  # a short, fixed word for the logs (the message may quote the file)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _error(kind: str, message: str) -> PydanticCustomError:
