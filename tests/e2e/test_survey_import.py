@@ -177,3 +177,34 @@ async def test_a_symposium_and_its_suggestions_are_recorded_once(system):
     other = await system.sign_in("xidi-clerk2", Role.UNIT_STAFF, "xidi")
     params = {"unit": "pianqiaozi"}
     assert (await system.survey.post("/api/v1/symposiums", json=record, params=params, headers=other)).status_code == 404
+
+
+async def test_two_participants_saying_the_same_thing_are_two_suggestions_and_a_changed_record_is_refused(system):
+    clerk = await system.sign_in("dm-clerk", Role.UNIT_STAFF, "damiao")
+    same = "希望在社区增设老年食堂"
+    record = {
+        "held_on": date.today().isoformat(),
+        "place": "社区会议室",
+        "host": "赵主任",
+        "participants": 16,
+        "suggestions": [{"text": same}, {"text": same, "submitter_group": "cppcc_member"}, {"text": same}],
+    }
+    first = await system.survey.post("/api/v1/symposiums", json=record, headers=clerk)
+    assert first.status_code == 200, first.text
+    codes = first.json()["tracking_codes"]
+    assert len(set(codes)) == 3
+
+    async def stored():
+        docs = await system.db.suggestions.find({"channel": "symposium", "status": "classified"}).to_list(None)
+        return docs if len(docs) == 3 else None
+
+    groups = sorted(d["submitter_group"] for d in await eventually(stored))
+    assert groups == ["cppcc_member", "resident", "resident"]
+    assert (await system.survey.post("/api/v1/symposiums", json=record, headers=clerk)).json()["tracking_codes"] == codes
+
+    changed = {**record, "suggestions": [{"text": same, "submitter_group": "npc_deputy"}, *record["suggestions"][1:]]}
+    refused = await system.survey.post("/api/v1/symposiums", json=changed, headers=clerk)
+    assert refused.status_code == 409 and "第 1 条建议" in refused.json()["detail"], refused.text
+    more = await system.survey.post("/api/v1/symposiums", json={**record, "participants": 20}, headers=clerk)
+    assert more.status_code == 409 and "参会人数" in more.json()["detail"], more.text
+    assert await system.db.suggestions.count_documents({"channel": "symposium"}) == 3

@@ -19,7 +19,7 @@ from minsheng_core.units import load_units
 from minsheng_intake_survey import visit_pages
 from minsheng_intake_survey.settings import SurveySettings
 from minsheng_intake_survey.survey_sheet import SheetRejected, read_sheet
-from minsheng_intake_survey.symposiums import SymposiumCreate, SymposiumRefused, record_symposium
+from minsheng_intake_survey.symposiums import SymposiumConflict, SymposiumCreate, SymposiumRefused, record_symposium
 from minsheng_intake_survey.visits import SurveyIntake
 
 log = structlog.get_logger(__name__)
@@ -98,7 +98,7 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
             "rows": report.rows,
         }
 
-    @app.post("/api/v1/symposiums", tags=["survey"], responses=error_responses(404))
+    @app.post("/api/v1/symposiums", tags=["survey"], responses=error_responses(404, 409))
     async def record_a_symposium(
         request: Request,
         create: SymposiumCreate,
@@ -110,6 +110,8 @@ def create_app(settings: SurveySettings | None = None) -> FastAPI:
         runtime = request.app.state.survey.runtime
         try:
             symposium_id, codes, new = await record_symposium(runtime, campaign, units, member, unit, create)
+        except SymposiumConflict as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
         except SymposiumRefused as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
         if new:

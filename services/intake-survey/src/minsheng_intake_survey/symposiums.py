@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from minsheng_core.campaign import Campaign
 from minsheng_core.events import BODY_MAX, PLACE_MAX, Channel, Location, PersonalData, SubmitterGroup, Symposium, SymposiumHeld
 from minsheng_core.intake import IntakeRuntime
+from minsheng_core.outbox import SubmissionKeyConflict
 from minsheng_core.phones import Phone
 from minsheng_core.staff import StaffMember
 from minsheng_core.text import require_words
@@ -44,6 +45,15 @@ class SymposiumRefused(ValueError):
     """The symposium cannot be recorded as given (the message says why, in Chinese)."""
 
 
+class SymposiumConflict(SymposiumRefused):
+    """The same symposium was recorded before with other details; what was recorded then stays as it was."""
+
+
+_CONFLICT = (
+    "这次座谈会（同一日期、地点和主持人）已经录入过，{what}与当时录入的不同。已录入的内容没有改动；如需更正，请联系区民心办。"
+)
+
+
 def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode()).hexdigest()[:32]
 
@@ -60,23 +70,32 @@ async def record_symposium(
     symposium_id = _digest(unit, create.held_on, create.place, create.host)
     held_at = datetime.combine(create.held_on, time(12), campaign.zone)
     codes, ids = [], []
-    for suggestion in create.suggestions:
+    seen: dict[tuple[str, str | None], int] = {}
+    for number, suggestion in enumerate(create.suggestions, start=1):
+        # Two participants may well say the same thing: each occurrence is a suggestion of its own (the first keeps
+        # the key a suggestion always had, so a record made before is still recognised).
+        said = (suggestion.text, suggestion.name)
+        seen[said] = seen.get(said, -1) + 1
+        key_parts = (*said, seen[said]) if seen[said] else said
         content = {
             "text": suggestion.text,
             "location": Location(town=registry_unit.name if registry_unit else None, detail=create.place),
             "submitter_group": suggestion.submitter_group,
             "unit": unit,
         }
-        accepted = await runtime.receive(
-            campaign,
-            Channel.SYMPOSIUM,
-            f"symposium:{symposium_id}:{_digest(suggestion.text, suggestion.name)}",
-            content,
-            PersonalData(name=suggestion.name, phone=suggestion.phone),
-            held_at,
-            fingerprint=_digest(suggestion.model_dump(mode="json")),
-            author=member.username,
-        )
+        try:
+            accepted = await runtime.receive(
+                campaign,
+                Channel.SYMPOSIUM,
+                f"symposium:{symposium_id}:{_digest(*key_parts)}",
+                content,
+                PersonalData(name=suggestion.name, phone=suggestion.phone),
+                held_at,
+                fingerprint=_digest(suggestion.model_dump(mode="json")),
+                author=member.username,
+            )
+        except SubmissionKeyConflict:
+            raise SymposiumConflict(_CONFLICT.format(what=f"第 {number} 条建议的提交人类别或电话")) from None
         codes.append(accepted.tracking_code or "")
         ids.append(accepted.suggestion_id)
     body = Symposium(
@@ -90,6 +109,9 @@ async def record_symposium(
     )
     event = SymposiumHeld(symposium_id=symposium_id, body=body)
     submission = f"symposium:{symposium_id}:{_digest(body.suggestion_ids)}"
-    accepted = await runtime.outbox.accept(submission, _digest(body.model_dump(mode="json")), event, author=member.username)
+    try:
+        accepted = await runtime.outbox.accept(submission, _digest(body.model_dump(mode="json")), event, author=member.username)
+    except SubmissionKeyConflict:
+        raise SymposiumConflict(_CONFLICT.format(what="参会人数或参会人员类别")) from None
     await runtime.publish_now(accepted)
     return symposium_id, codes, accepted.new
