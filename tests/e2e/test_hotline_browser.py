@@ -42,14 +42,17 @@ async def test_an_operator_takes_a_call_down_in_the_browser(system, console_url)
         try:
             await page.goto(base + "/console")
             await expect(page).to_have_url(base + "/console/login")
-            await page.keyboard.type("op-zhang")  # the user name field has the focus
+            await expect(page.locator("#username")).to_be_focused()  # autofocus; typing before it would go nowhere
+            await page.keyboard.type("op-zhang")
             await page.keyboard.press("Tab")
             await page.keyboard.type("a long enough pass")
             await page.keyboard.press("Enter")
             await expect(page.locator("h1")).to_have_text("录入来电建议")
+            await expect(page.locator("#phone")).to_be_focused()
 
-            # keyboard only: phone (focused), name, town, village, detail, the caller's words
+            # keyboard only: phone, name, town, village, detail, the caller's words
             await page.keyboard.type("139-1234-5678")
+            await expect(page.locator("#phone")).to_have_value("139-1234-5678")
             for value in ("刘阿姨", "西地镇", "张家营村", "村委会往东"):
                 await page.keyboard.press("Tab")
                 await page.keyboard.type(value)
