@@ -379,8 +379,7 @@ class Outbox:
                 scrubbed += 1
         if scrubbed:
             await self.db.commit()
-            self._checkpoint_owed = True
-        if self._checkpoint_owed:
+        if scrubbed or self._checkpoint_owed:
             await self._checkpoint()
         return scrubbed
 
