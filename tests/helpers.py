@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import quote
@@ -14,12 +15,15 @@ from pymongo import monitoring
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 30.0, interval: float = 0.1) -> T:
-    """Poll until the probe returns something truthy; fail with the last value after the timeout."""
+async def eventually(probe: Callable[[], Awaitable[T | None] | T | None], timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Poll until the probe (a coroutine function, or a plain one such as a lambda over local state) returns something
+    truthy; fail with the last value after the timeout."""
     deadline = asyncio.get_running_loop().time() + timeout
     value = None
     while asyncio.get_running_loop().time() < deadline:
-        value = await probe()
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         await asyncio.sleep(interval)

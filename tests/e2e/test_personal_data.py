@@ -166,7 +166,7 @@ async def test_erasure_removes_the_contact_keeps_the_suggestion_and_survives_red
 
     before = received_stored()
     await system.apps["store"].state.publisher.publish(event)
-    await eventually(lambda: _async(received_stored() > before))
+    await eventually(lambda: received_stored() > before)
     assert await system.db.personal_data.find_one({"_id": sid}) is None
     assert "139-0000-1234" not in (await system.db.suggestions.find_one({"_id": sid}))["text"]
 
@@ -181,7 +181,3 @@ async def test_a_repeat_caller_is_found_by_the_hash_of_a_number_stored_from_anot
     answer = (await system.hotline.post("/console/api/phone", json={"phone": "+86 138-1234-5678"})).json()
     assert [item["tracking_code"] for item in answer["items"]] == [web["tracking_code"]]
     assert (await system.hotline.post("/console/api/phone", json={"phone": "13800000000"})).json()["count"] == 0
-
-
-async def _async(value):
-    return value

@@ -245,7 +245,7 @@ async def test_events_reach_the_subscriber_signed_and_without_personal_data(rela
 
     handled = await eventually(lambda: _at_least(all_handled, 3))
     assert sorted(e["recorded"] for e in handled) == [0, 1, 1]  # the redelivered suggestion added no delivery
-    await eventually(lambda: _done(lambda: len(receiver.received) >= 2))
+    await eventually(lambda: len(receiver.received) >= 2)
 
     assert receiver.refused == 0
     assert sorted(receiver.event_ids()) == sorted([str(suggestion.event_id), str(visit.event_id)])  # not the SMS notice
@@ -315,7 +315,7 @@ async def test_a_subscriber_down_for_an_hour_gets_every_event_once_and_in_order(
     receiver.failing = False
     receiver.start()
     await relay.advance(sid, minutes=10)  # past the longest backoff
-    await eventually(lambda: _done(lambda: len(receiver.received) == 6))
+    await eventually(lambda: len(receiver.received) == 6)
 
     assert receiver.event_ids() == [str(e.event_id) for e in events]  # each once, in the order they occurred
     assert len({r["headers"]["x-minsheng-delivery-id"] for r in receiver.received}) == 6
@@ -341,7 +341,7 @@ async def test_a_delivery_the_subscriber_refuses_does_not_hold_the_others_back(r
     receiver.refuse = {str(events[0].event_id)}  # the subscriber is up, and answers 422 to this one
     for event in events:
         await relay.publisher.publish(event)
-    await eventually(lambda: _done(lambda: len(receiver.received) == 2))
+    await eventually(lambda: len(receiver.received) == 2)
     assert receiver.event_ids() == [str(events[1].event_id), str(events[2].event_id)]
     [refused] = await relay.deliveries(sid, "pending")
     assert refused["event_id"] == str(events[0].event_id) and refused["last_status"] == 422
@@ -349,7 +349,7 @@ async def test_a_delivery_the_subscriber_refuses_does_not_hold_the_others_back(r
 
     receiver.refuse = set()  # fixed on the subscriber's side: the next retry goes through
     await relay.advance(sid, minutes=10)
-    await eventually(lambda: _done(lambda: len(receiver.received) == 3))
+    await eventually(lambda: len(receiver.received) == 3)
     assert receiver.event_ids()[2] == str(events[0].event_id)
     assert {d["state"] for d in await relay.deliveries(sid)} == {"delivered"}
 
@@ -383,7 +383,7 @@ async def test_given_up_deliveries_are_replayed(relay, receiver, monkeypatch):
     first = failed[0]["id"]
     response = await relay.client.post(f"/api/v1/webhooks/deliveries/{first}/replay", headers=relay.admin)
     assert response.status_code == 200 and response.json() == {"replayed": 1}
-    await eventually(lambda: _done(lambda: len(receiver.received) == 1))
+    await eventually(lambda: len(receiver.received) == 1)
     assert receiver.event_ids() == [str(events[0].event_id)]
     again = await relay.client.post(f"/api/v1/webhooks/deliveries/{first}/replay", headers=relay.admin)
     assert again.status_code == 409  # delivered now: only failed deliveries are replayed
@@ -392,11 +392,11 @@ async def test_given_up_deliveries_are_replayed(relay, receiver, monkeypatch):
     monkeypatch.setenv("MINSHENG_WEBHOOKS_MONGO_URL", relay.settings.mongo_url.get_secret_value())
     monkeypatch.setenv("MINSHENG_WEBHOOKS_MONGO_DATABASE", relay.settings.mongo_database)
     assert await asyncio.to_thread(cli.main, ["replay", "--subscription", sid, "--delivery", failed[1]["id"]]) == 0
-    await eventually(lambda: _done(lambda: len(receiver.received) == 2))
+    await eventually(lambda: len(receiver.received) == 2)
     # …and the API all that are still failed.
     response = await relay.client.post(f"/api/v1/webhooks/subscriptions/{sid}/replay", headers=relay.admin)
     assert response.json() == {"replayed": 1}
-    await eventually(lambda: _done(lambda: len(receiver.received) == 3))
+    await eventually(lambda: len(receiver.received) == 3)
     assert receiver.event_ids() == [str(e.event_id) for e in events]
     assert {d["state"] for d in await relay.deliveries(sid)} == {"delivered"}
     actions = [r["action"] for r in await relay.db.audit_log.find({"target": sid}).to_list(None)]
@@ -465,7 +465,3 @@ async def test_a_disabled_subscription_records_nothing(relay, receiver):
 async def _at_least(probe, n: int):
     found = await probe()
     return found if len(found) >= n else None
-
-
-async def _done(condition) -> bool:
-    return condition()

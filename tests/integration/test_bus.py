@@ -128,7 +128,7 @@ async def test_handler_rejection_is_parked_and_replay_brings_it_back(broker):
         assert parked[0].routing_key == "suggestion.received.web"
         fixed.set()
         assert await replay(broker, QUEUE) == 1
-        await eventually(lambda: _async(seen == ["s-7"]))
+        await eventually(lambda: seen == ["s-7"])
         assert await list_parked(broker, QUEUE) == []
     finally:
         await consumer.stop()
@@ -146,7 +146,7 @@ async def test_infrastructure_error_is_retried_later_then_succeeds(broker):
     await consumer.start()
     try:
         await publish(broker, received(3))
-        await eventually(lambda: _async(len(attempts) == 2), timeout=30)
+        await eventually(lambda: len(attempts) == 2, timeout=30)
         assert attempts == ["s-3", "s-3"]
         assert await list_parked(broker, QUEUE) == []
     finally:
@@ -180,7 +180,3 @@ async def test_crash_loop_is_dead_lettered_by_the_broker_after_the_delivery_limi
     parked = await parked_messages(broker)
     assert "delivery_limit" in parked[0].reason
     assert deliveries == 6  # first delivery plus x-delivery-limit redeliveries
-
-
-async def _async(value):
-    return value
