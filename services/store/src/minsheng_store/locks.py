@@ -62,7 +62,7 @@ class StripedLocks:
                 yield
             finally:
                 keeper.cancel()
-                await self._release(lease.key, lease.token, time.monotonic() - lease.renewed)
+                await self._release(lease)
 
     async def _keep(self, lease: _Lease) -> None:
         """Renew the lease while its holder works (most holds end long before the first renewal is due)."""
@@ -82,9 +82,10 @@ class StripedLocks:
                 return
             lease.renewed = sent
 
-    async def _release(self, key: str, token: str, held_for: float) -> None:
+    async def _release(self, lease: _Lease) -> None:
+        key, token = lease.key, lease.token
         try:
-            if held_for < LEASE_SECONDS / 2:
+            if time.monotonic() - lease.renewed < LEASE_SECONDS / 2:
                 # Not expired, so still ours (only an expired lease is taken over, and clocks differ by far less than
                 # half a lease): deleted by its bare _id, which FerretDB finds by index; with the token in the filter
                 # it would read every lease to find it.
